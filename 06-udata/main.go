@@ -1,0 +1,611 @@
+// Stage 06: the server of stage 05, dispatching on the udata token.
+//
+// Every registration carries a token in udata, and the kernel hands it back
+// with each event. The loop reads the token instead of comparing the
+// descriptor with the listeners, and a client's token holds its slot in the
+// table, so its state is found without a search. The article stores a
+// pointer there; a Go program must not (see clientToken), so the token is a
+// slot number with a generation count that tells a stale event from a fresh
+// one.
+//
+//	go run ./06-udata             # in one terminal
+//	nc -4 localhost 8080          # in another, over IPv4
+//	nc -6 localhost 8080          # or over IPv6
+//	nc -U workbook.sock           # or over the UNIX socket
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kqueue-workbook/workbook/kqueue"
+)
+
+func main() {
+	addr := flag.String("addr", "localhost:8080", "TCP `host:port` to listen on, every address host resolves to (none: all); port 0 picks a free port")
+	maxClients := flag.Int("max", 10, "how many clients the server holds at once")
+	unixPath := flag.String("unix", "workbook.sock", "UNIX-domain socket `path` to listen on as well; empty for none")
+	parseFlags()
+	log.SetFlags(log.Ltime)
+	if *maxClients < 1 {
+		log.Fatalf("bad -max %d: the pool needs at least one slot", *maxClients)
+	}
+
+	listeners, err := listenTCP(*addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, fd := range listeners {
+		fmt.Printf("listening on tcp %s\n", localAddr(fd))
+	}
+	unixListener, socket := -1, (*socketFile)(nil)
+	if *unixPath != "" {
+		if unixListener, socket, err = listenUnix(*unixPath); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("listening on unix %s\n", socket.path)
+		listeners = append(listeners, unixListener)
+	}
+	stop := notifyOnSignal()
+	spare := openSpare()
+
+	kq, err := kqueue.Kqueue()
+	if err != nil {
+		log.Fatalf("kqueue: %v", err)
+	}
+	for _, fd := range listeners {
+		if err := watch(kq, fd, listenerToken); err != nil {
+			log.Fatalf("kevent: listener: %v", err)
+		}
+	}
+	if err := watch(kq, stop, stopToken); err != nil {
+		log.Fatalf("kevent: signal pipe: %v", err)
+	}
+	clients := make([]client, *maxClients) // the connection table: one slot per client
+	for i := range clients {
+		clients[i].fd = free
+	}
+	buf := make([]byte, 64<<10)
+	events := make([]kqueue.Kevent_t, 64)
+
+	for {
+		// Nothing is copied in and nothing is scanned: the kernel already
+		// holds the registrations, and it fills events with only those that
+		// fired, at most len(events) of them per call.
+		n, err := kqueue.Kevent(kq, nil, events, nil)
+		if err != nil {
+			if err == unix.EINTR {
+				continue // interrupted by a signal; nothing is lost, ask again
+			}
+			log.Fatalf("kevent: %v", err)
+		}
+
+		// Every event the call returned is handled, not just the first one
+		// (the article's loop takes one event per call and leaves the rest
+		// waiting for the next).
+		for _, ev := range events[:n] {
+			fd := int(ev.Ident)
+			switch ev.Udata {
+			case stopToken:
+				shutdown(kq, stop, listeners, socket, clients)
+				return
+			case listenerToken:
+				slot, ok := acceptClient(fd, &spare, clients)
+				if !ok {
+					continue
+				}
+				token := clientToken(slot, clients[slot].gen)
+				if err := watch(kq, clients[slot].fd, token); err != nil {
+					closeClient(slot, clients, err.Error())
+				}
+			default:
+				slot, gen := int(uint32(ev.Udata)), uint32(ev.Udata>>32)
+				if clients[slot].gen != gen {
+					// The client this event was queued for has gone since,
+					// and its slot may already hold somebody else.
+					continue
+				}
+				echo(slot, ev, buf, clients)
+			}
+		}
+	}
+}
+
+// parseFlags parses the command line. A mistyped flag gets one line on
+// stderr and exit status 2, not the usage text; -h still prints the usage.
+func parseFlags() {
+	flag.CommandLine.Init(os.Args[0], flag.ContinueOnError)
+	flag.CommandLine.SetOutput(new(discard))
+	err := flag.CommandLine.Parse(os.Args[1:])
+	if err == flag.ErrHelp {
+		flag.CommandLine.SetOutput(os.Stderr)
+		flag.PrintDefaults()
+		os.Exit(0)
+	}
+	if err == nil && flag.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", flag.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v (try -h)\n", os.Args[0], err)
+		os.Exit(2)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// listenTCP opens one listening socket for every address the host in addr
+// resolves to, all on the same port: with port 0, the port the kernel picks
+// for the first address is asked for on the others. An address this machine
+// cannot bind (no IPv6, say) is logged and skipped; any other failure, such
+// as a port in use, stops the server, which should not quietly serve half of
+// what it was asked to.
+func listenTCP(addr string) ([]int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
+	}
+	portNum, err := net.LookupPort("tcp", port)
+	if err != nil {
+		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
+	}
+	ips, err := resolve(host)
+	if err != nil {
+		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
+	}
+	var listeners []int
+	for _, ip := range ips {
+		fd, err := listenOn(&net.TCPAddr{IP: ip, Port: portNum})
+		switch {
+		case errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EAFNOSUPPORT):
+			log.Printf("skipping %v", err)
+			continue
+		case err != nil:
+			for _, fd := range listeners {
+				unix.Close(fd)
+			}
+			return nil, err
+		}
+		listeners = append(listeners, fd)
+		if portNum == 0 {
+			sa, _ := unix.Getsockname(fd)
+			portNum = portOf(sa)
+		}
+	}
+	if len(listeners) == 0 {
+		return nil, fmt.Errorf("listen tcp %q: no address of %v could be bound", addr, ips)
+	}
+	return listeners, nil
+}
+
+// resolve returns the addresses to listen on for host, without duplicates
+// (a hosts file can list one twice, and a second bind would fail). An empty
+// host means the wildcard address of each family.
+func resolve(host string) ([]net.IP, error) {
+	if host == "" {
+		return []net.IP{net.IPv4zero, net.IPv6unspecified}, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return nil, err
+	}
+	var unique []net.IP
+	for _, ip := range ips {
+		if !slices.ContainsFunc(unique, ip.Equal) {
+			unique = append(unique, ip)
+		}
+	}
+	return unique, nil
+}
+
+// listenOn opens a listening TCP socket on one address the way the articles
+// do, one system call at a time: socket, setsockopt, bind, listen.
+func listenOn(tcpAddr *net.TCPAddr) (int, error) {
+	family, sa := sockaddr(tcpAddr)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, fmt.Errorf("listen tcp %s: socket: %w", tcpAddr, err)
+	}
+	// Without SO_REUSEADDR a restarted server cannot bind its port while
+	// connections from its previous run linger in TIME_WAIT.
+	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	// An IPv6 socket on Linux also accepts IPv4 connections by default (as
+	// ::ffff:127.0.0.1), so it would claim the IPv4 port too and the IPv4
+	// listener's bind would fail; the BSDs default to IPv6 only. Saying
+	// IPV6_V6ONLY makes every system behave the same: one socket per family.
+	if err == nil && family == unix.AF_INET6 {
+		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+	}
+	if err == nil {
+		err = unix.Bind(fd, sa)
+	}
+	if err == nil {
+		err = unix.Listen(fd, unix.SOMAXCONN)
+	}
+	// Non-blocking, because a client can give up between the moment the
+	// listener is reported readable and our accept(2): a blocking accept
+	// would then stall the whole server until somebody else connects.
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("listen tcp %s: %w", tcpAddr, err)
+	}
+	return fd, nil
+}
+
+// sockaddr converts a resolved address to the form bind(2) takes.
+func sockaddr(a *net.TCPAddr) (family int, sa unix.Sockaddr) {
+	if ip4 := a.IP.To4(); ip4 != nil || a.IP == nil {
+		sa4 := &unix.SockaddrInet4{Port: a.Port}
+		copy(sa4.Addr[:], ip4)
+		return unix.AF_INET, sa4
+	}
+	sa6 := &unix.SockaddrInet6{Port: a.Port}
+	copy(sa6.Addr[:], a.IP)
+	return unix.AF_INET6, sa6
+}
+
+// socketFile is the UNIX socket file this server created: its path, and the
+// device and inode it was created with, so that shutdown can tell whether
+// the file at that path is still this server's own before removing it.
+type socketFile struct {
+	path     string
+	dev, ino uint64
+}
+
+// listenUnix opens a listening UNIX-domain socket at path.
+func listenUnix(path string) (int, *socketFile, error) {
+	// sun_path holds 104 bytes on macOS and the BSDs, 108 on Linux, and the
+	// name needs a terminating NUL. The articles copy the path in with
+	// strncpy and a longer one is silently cut short, so the server listens
+	// somewhere else than asked; here it is an error.
+	if limit := len(unix.RawSockaddrUnix{}.Path) - 1; len(path) > limit {
+		return -1, nil, fmt.Errorf("listen unix %s: path is %d bytes; this system allows at most %d", path, len(path), limit)
+	}
+	if err := clearStaleSocket(path); err != nil {
+		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, nil, fmt.Errorf("listen unix %s: socket: %v", path, err)
+	}
+	// bind(2) creates the socket file, and connecting to it needs write
+	// permission on it. A umask of 0177 makes it 0600 from the first
+	// instant, so no other user can connect, not even during a chmod's delay.
+	old := unix.Umask(0o177)
+	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
+	unix.Umask(old)
+	if err == nil {
+		err = unix.Listen(fd, unix.SOMAXCONN)
+	}
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+	}
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Lstat(path, &st)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return fd, &socketFile{path: abs, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
+}
+
+// clearStaleSocket makes room at path for a new socket. A server that died
+// without cleaning up leaves its socket file behind, and bind(2) fails while
+// it exists. Such a file is removed, but only if it is a socket and nobody
+// answers on it; a live server's socket and anything that is not a socket
+// (a file, a directory, a link) are left exactly as they are.
+func clearStaleSocket(path string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err == unix.ENOENT {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("%s exists and is not a socket; not touching it", path)
+	}
+	probe, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	err = unix.Connect(probe, &unix.SockaddrUnix{Name: path})
+	unix.Close(probe)
+	switch err {
+	case nil:
+		return fmt.Errorf("another server is listening on %s", path)
+	case unix.ECONNREFUSED:
+		log.Printf("removing stale socket file %s", path)
+		return unix.Unlink(path)
+	default:
+		return fmt.Errorf("cannot tell whether %s is in use: %v", path, err)
+	}
+}
+
+// remove removes the socket file if the file at its path is still the one
+// this server created; if somebody replaced it meanwhile, it is theirs.
+func (s *socketFile) remove() {
+	var st unix.Stat_t
+	if err := unix.Lstat(s.path, &st); err != nil || uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
+		log.Printf("leaving %s alone: it is no longer this server's socket", s.path)
+		return
+	}
+	if err := unix.Unlink(s.path); err != nil {
+		log.Printf("removing socket file: %v", err)
+	}
+}
+
+// localAddr is the address a socket is bound to; with port 0 in -addr it is
+// the only way to learn which port the kernel picked.
+func localAddr(fd int) string {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return "?"
+	}
+	return addrString(sa)
+}
+
+// portOf is the port of a TCP socket address.
+func portOf(sa unix.Sockaddr) int {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return sa.Port
+	case *unix.SockaddrInet6:
+		return sa.Port
+	}
+	return 0
+}
+
+func addrString(sa unix.Sockaddr) string {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrUnix:
+		return "unix socket" // a connecting client's end has no name
+	}
+	return fmt.Sprint(sa)
+}
+
+// notifyOnSignal returns the read end of a pipe that becomes readable when
+// SIGINT or SIGTERM arrives. The loop spends its time parked in the kernel,
+// not in Go code, so the news has to reach it as a descriptor it already
+// watches: the self-pipe trick. The byte written is the signal's number.
+func notifyOnSignal() int {
+	var p [2]int
+	if err := unix.Pipe(p[:]); err != nil {
+		log.Fatalf("pipe: %v", err)
+	}
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for sig := range signals {
+			unix.Write(p[1], []byte{byte(sig.(syscall.Signal))})
+		}
+	}()
+	return p[0]
+}
+
+// watch registers fd for EVFILT_READ, with token as its udata. The
+// registration stays in the kernel until it is deleted or fd is closed, so
+// unlike select's set it is made once, not once per call. (The articles
+// write EV_ADD | EV_ENABLE; EV_ADD enables a new registration by itself.)
+func watch(kq, fd int, token uint64) error {
+	var change kqueue.Kevent_t
+	kqueue.EV_SET(&change, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0, token)
+	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
+	return err
+}
+
+// openSpare holds one descriptor in reserve; acceptClient spends it when the
+// process runs out of descriptors (see there).
+func openSpare() int {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
+	if err != nil {
+		log.Fatalf("open /dev/null: %v", err)
+	}
+	return fd
+}
+
+// client is one slot of the connection table.
+type client struct {
+	fd   int    // the client's descriptor, or free
+	addr string // where it connected from, for the logs
+	gen  uint32 // how many times the slot has changed hands; see clientToken
+}
+
+// The tokens of the descriptors that are not clients. No client token can
+// be equal to them while the table has fewer than 2^32-2 slots.
+const (
+	stopToken     = math.MaxUint64     // the signal pipe
+	listenerToken = math.MaxUint64 - 1 // every listening socket
+)
+
+// clientToken is the udata of the client in slot: the slot number in the low
+// 32 bits and the slot's generation in the high 32.
+//
+// The article puts a pointer to the client's record in udata. A Go program
+// must not hand the kernel a Go pointer: the garbage collector cannot see
+// the kernel's copy, so it may free or reuse what it points to. An index into
+// a table the program keeps is just as direct. But a slot is reused, so an
+// event queued for its old client could be taken for the new one; the
+// generation, bumped every time a client leaves, tells them apart. (Go's own
+// network poller guards its descriptors the same way.)
+func clientToken(slot int, gen uint32) uint64 {
+	return uint64(gen)<<32 | uint64(slot)
+}
+
+// free marks an unused slot. The article marks one with descriptor 0 and
+// finds a free slot by searching for 0 (conn_index(0)); that works only as
+// long as no client is ever accepted as descriptor 0, which is a real
+// descriptor. -1 never is.
+const free = -1
+
+// slotOf walks the table for fd's slot, like the article's conn_index, and
+// with free as fd it finds an unused slot. The walk costs one comparison per
+// slot on every event: cheap for ten clients, and the reason stage 06 puts
+// the slot number in the event itself.
+func slotOf(clients []client, fd int) int {
+	for i := range clients {
+		if clients[i].fd == fd {
+			return i
+		}
+	}
+	return -1
+}
+
+// acceptClient takes one connection off the listener's queue, gives it a slot
+// and greets it. It returns the slot, or false when there was none to take or
+// no slot to give.
+func acceptClient(listener int, spare *int, clients []client) (int, bool) {
+	fd, sa, err := unix.Accept(listener)
+	switch err {
+	case nil:
+	case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
+		return -1, false // the client gave up before we got to it
+	case unix.EMFILE, unix.ENFILE:
+		// Out of descriptors. The connection stays queued, so the listener
+		// stays readable and a naive loop would spin here for ever. Free the
+		// spare descriptor, accept the client with it, close it at once, and
+		// take the spare back: the client is told no, and the loop moves on.
+		unix.Close(*spare)
+		if fd, _, err := unix.Accept(listener); err == nil {
+			unix.Close(fd)
+		}
+		*spare, _ = unix.Open("/dev/null", unix.O_RDONLY, 0)
+		log.Printf("refused a client: out of file descriptors")
+		return -1, false
+	default:
+		log.Printf("accept: %v", err)
+		return -1, false
+	}
+	// On macOS and the BSDs an accepted socket inherits O_NONBLOCK from the
+	// listener; on Linux it does not. This stage's writes are meant to block
+	// (see writeAll), so make that true everywhere.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		log.Printf("accept: client fd=%d: %v", fd, err)
+		unix.Close(fd)
+		return -1, false
+	}
+	slot := slotOf(clients, free)
+	if slot < 0 {
+		// The article prints "connection refused" here and never closes the
+		// descriptor, so every refused client leaks one. This one is told
+		// why, then closed.
+		writeAll(fd, []byte("server full\n"))
+		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
+		unix.Close(fd)
+		return -1, false
+	}
+	clients[slot] = client{fd: fd, addr: addrString(sa), gen: clients[slot].gen}
+	log.Printf("accepted client fd=%d from %s", fd, clients[slot].addr)
+	if err := writeAll(fd, []byte("welcome!\n")); err != nil {
+		closeClient(slot, clients, err.Error())
+		return -1, false
+	}
+	return slot, true
+}
+
+// echo reads what the client in slot sent and writes it back.
+func echo(slot int, ev kqueue.Kevent_t, buf []byte, clients []client) {
+	fd := clients[slot].fd
+	// EV_EOF means the client will send nothing more, not that nothing is
+	// left: ev.Data still counts the bytes waiting to be read. Close only
+	// when they are all read and echoed (the article closes at once and
+	// loses them). Fflags holds the socket's error, if it has one.
+	if ev.Flags&kqueue.EV_EOF != 0 && ev.Data == 0 {
+		reason := "end of file"
+		if ev.Fflags != 0 {
+			reason = unix.Errno(ev.Fflags).Error()
+		}
+		closeClient(slot, clients, reason)
+		return
+	}
+	n, err := unix.Read(fd, buf)
+	switch {
+	case err == unix.EINTR || err == unix.EAGAIN:
+		return // nothing lost; kevent will report the client again
+	case err != nil:
+		closeClient(slot, clients, err.Error())
+		return
+	case n == 0:
+		closeClient(slot, clients, "end of file")
+		return
+	}
+	if err := writeAll(fd, buf[:n]); err != nil {
+		closeClient(slot, clients, err.Error())
+	}
+}
+
+// writeAll writes every byte of p. write(2) may take fewer bytes than it is
+// given; the articles ignore the count it returns and lose the rest.
+//
+// The socket is blocking, so a client that sends but never reads will
+// eventually fill its buffers and stop the whole server here. That is this
+// stage's known limit; stage 07 removes it with a send queue.
+func writeAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Write(fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// closeClient closes a client's descriptor, which also removes its kevent:
+// no EV_DELETE is needed (kevent(2): closing a descriptor removes every
+// kevent that refers to it).
+func closeClient(slot int, clients []client, reason string) {
+	fd := clients[slot].fd
+	log.Printf("client fd=%d from %s closed: %s", fd, clients[slot].addr, reason)
+	unix.Close(fd)
+	clients[slot] = client{fd: free, gen: clients[slot].gen + 1}
+}
+
+// shutdown runs when the self-pipe says a signal came: it reads which one,
+// then closes the listeners and every client so each sees an orderly close,
+// and removes the socket file.
+func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []client) {
+	var b [1]byte
+	unix.Read(stop, b[:])
+	log.Printf("shutting down on %v", syscall.Signal(b[0]))
+	for _, fd := range listeners {
+		unix.Close(fd)
+	}
+	if socket != nil {
+		socket.remove()
+	}
+	for slot, c := range clients {
+		if c.fd != free {
+			closeClient(slot, clients, "server shutting down")
+		}
+	}
+	kqueue.Close(kq)
+}
