@@ -1,0 +1,230 @@
+// Turning what epoll_wait reports into kevents on Linux.
+//
+// epoll reports one event per registration, with a mask of what happened;
+// kqueue reports one event per knote. A descriptor with both a read and a
+// write filter therefore yields up to two kevents from one epoll event, and
+// the second may not fit in the caller's list: it waits in queue.pending for
+// the next call rather than being lost.
+
+package kqueue
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// translate appends to events[n:] the kevents for what epoll reported and
+// returns the new count. The caller holds q.mu.
+func (q *queue) translate(ready []unix.EpollEvent, events []Kevent_t, n int) int {
+	for i := range ready {
+		ev := &ready[i]
+		tag, gen := uint32(ev.Pad)&3, uint32(ev.Pad)>>2
+		switch tag {
+		case tagFile:
+			st := q.file(int(ev.Fd))
+			if st == nil || st.gen != gen {
+				continue // for a registration this package has forgotten
+			}
+			n = q.fileReady(st, 0, ev.Events, events, n)
+		case tagTimer:
+			kn := q.timerByTfd[ev.Fd]
+			if kn == nil || kn.gen != gen || !kn.enabled {
+				continue
+			}
+			n = q.emit(kn, 0, events, n)
+		case tagClear:
+			n = q.drainClear(events, n)
+		}
+	}
+	return n
+}
+
+// drainClear collects the edge-triggered events waiting in clearFd. The
+// zero timeout never blocks: epfd said clearFd is ready.
+func (q *queue) drainClear(events []Kevent_t, n int) int {
+	if n == len(events) || q.clearFd < 0 {
+		return n // still ready next time: clearFd is level-triggered in epfd
+	}
+	buf := getEpollBuf()
+	defer putEpollBuf(buf)
+	room := min(len(events)-n, len(*buf))
+	got, err := unix.EpollWait(q.clearFd, (*buf)[:room], 0)
+	if err != nil {
+		return n
+	}
+	for _, ev := range (*buf)[:got] {
+		st := q.file(int(ev.Fd))
+		if st == nil || st.gen != uint32(ev.Pad)>>2 {
+			continue
+		}
+		n = q.fileReady(st, 1, ev.Events, events, n)
+	}
+	return n
+}
+
+// fileReady demultiplexes one epoll event of a descriptor into a kevent per
+// enabled knote of that epoll instance that the event concerns.
+func (q *queue) fileReady(st *fdState, instance int, bits uint32, events []Kevent_t, n int) int {
+	for _, kn := range [2]*knote{st.read, st.write} {
+		if kn == nil || !kn.enabled || kn.instance() != instance || bits&kn.fires() == 0 {
+			continue
+		}
+		n = q.emit(kn, bits, events, n)
+	}
+	return n
+}
+
+// emit writes the kevent for a knote that fired into events[n], or queues
+// it when the list is full, and returns the new count.
+func (q *queue) emit(kn *knote, bits uint32, events []Kevent_t, n int) int {
+	if kn.queued {
+		// Already waiting: a level-triggered registration reports
+		// again each time until the event is delivered.
+		kn.bits |= bits
+		return n
+	}
+	if n == len(events) {
+		kn.queued, kn.bits = true, bits
+		q.pending = append(q.pending, kn)
+		return n
+	}
+	if !q.fill(&events[n], kn, bits) {
+		return n
+	}
+	if kn.flags&EV_ONESHOT != 0 {
+		// EV_ONESHOT: the knote is deleted once it has been reported.
+		if kn.filter == EVFILT_TIMER {
+			q.dropTimer(kn)
+		} else {
+			q.detach(kn)
+			q.settle(kn.file)
+		}
+	}
+	return n + 1
+}
+
+// deliverPending writes queued events to the front of events. The caller
+// holds q.mu.
+func (q *queue) deliverPending(events []Kevent_t) int {
+	n, i := 0, 0
+	for ; i < len(q.pending) && n < len(events); i++ {
+		kn := q.pending[i]
+		kn.queued = false
+		if !kn.live || !kn.enabled {
+			continue // deleted or disabled since: its event goes too
+		}
+		bits := kn.bits
+		if kn.file != nil && kn.flags&EV_CLEAR == 0 {
+			// A level-triggered event stands only while its
+			// condition does; the kernel re-checks it too before
+			// reporting a queued knote.
+			if bits = q.pollNow(kn); bits&kn.fires() == 0 {
+				continue
+			}
+		}
+		n = q.emit(kn, bits, events, n)
+	}
+	rest := copy(q.pending, q.pending[i:])
+	clear(q.pending[rest:])
+	q.pending = q.pending[:rest]
+	return n
+}
+
+// pollNow asks the kernel whether a knote's condition holds right now.
+func (q *queue) pollNow(kn *knote) uint32 {
+	q.pollBuf[0] = unix.PollFd{Fd: int32(kn.file.fd), Events: int16(kn.listen())}
+	if n, err := unix.Poll(q.pollBuf[:], 0); err != nil || n == 0 {
+		return 0
+	}
+	// poll(2) and epoll(7) share the values of these bits.
+	return uint32(uint16(q.pollBuf[0].Revents))
+}
+
+// fill writes the kevent for a knote. It returns false when there turns out
+// to be nothing to report (a timer that had not expired after all).
+func (q *queue) fill(ev *Kevent_t, kn *knote, bits uint32) bool {
+	*ev = Kevent_t{Ident: kn.ident, Filter: kn.filter, Flags: kn.flags, Udata: kn.udata}
+	st := kn.file
+	switch kn.filter {
+	case EVFILT_TIMER:
+		if ev.Data = q.expirations(kn); ev.Data == 0 {
+			return false
+		}
+	case EVFILT_READ:
+		ev.Data = st.readable()
+		// EPOLLRDHUP: the peer shut down writing. EPOLLHUP: both
+		// directions are shut, or a pipe's writers are gone.
+		if bits&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+			ev.Flags |= EV_EOF
+			ev.Fflags = st.socketError(bits)
+		}
+	case EVFILT_WRITE:
+		ev.Data = st.writable()
+		// A pipe whose readers are gone reports EPOLLERR alone.
+		if bits&unix.EPOLLHUP != 0 || (st.kind == kindPipe && bits&unix.EPOLLERR != 0) {
+			ev.Flags |= EV_EOF
+			ev.Fflags = st.socketError(bits)
+		}
+	}
+	return true
+}
+
+// readable is EVFILT_READ's Data: bytes waiting, or for a listening socket
+// connections waiting to be accepted.
+func (st *fdState) readable() int64 {
+	switch st.kind {
+	case kindTCPListener:
+		// For a listening socket Linux reports the accept queue's
+		// length in tcpi_unacked (and its limit in tcpi_sacked).
+		info, err := unix.GetsockoptTCPInfo(st.fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return 0
+		}
+		return int64(info.Unacked)
+	case kindUnixListener:
+		return 1 // TODO: sock_diag
+	}
+	// SIOCINQ is FIONREAD under its socket name: for a pipe, too, it
+	// counts the bytes waiting.
+	n, err := unix.IoctlGetInt(st.fd, unix.SIOCINQ)
+	if err != nil {
+		return 0
+	}
+	return int64(n)
+}
+
+// writable is EVFILT_WRITE's Data: free space in the send buffer.
+func (st *fdState) writable() int64 {
+	switch st.kind {
+	case kindSocket:
+		// SIOCOUTQ counts the bytes still in the send queue; the free
+		// space is what the buffer holds minus those.
+		size, err := unix.GetsockoptInt(st.fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+		if err != nil {
+			return 0
+		}
+		queued, err := unix.IoctlGetInt(st.fd, unix.SIOCOUTQ)
+		if err != nil {
+			return 0
+		}
+		return int64(max(size-queued, 0))
+	case kindPipe:
+		queued, err := unix.IoctlGetInt(st.fd, unix.SIOCINQ)
+		if err != nil {
+			return 0
+		}
+		return int64(max(st.pipeSize-queued, 0))
+	}
+	return 0
+}
+
+// socketError is EV_EOF's Fflags: the socket's pending error, if epoll says
+// there is one. Reading SO_ERROR also clears it on Linux, so it is kept for
+// the rest of the registration's events.
+func (st *fdState) socketError(bits uint32) uint32 {
+	if bits&unix.EPOLLERR != 0 && st.kind == kindSocket {
+		if e, err := unix.GetsockoptInt(st.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+			st.err = uint32(e)
+		}
+	}
+	return st.err
+}

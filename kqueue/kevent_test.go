@@ -1,0 +1,121 @@
+package kqueue_test
+
+// kevent(2) itself: the changelist, its errors, and the timeout.
+
+import (
+	"testing"
+
+	"github.com/kqueue-workbook/workbook/kqueue"
+	"golang.org/x/sys/unix"
+)
+
+// Read and write filters on one descriptor are two knotes, each with its
+// own udata.
+func TestReadAndWriteOnOneFd(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 100)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD, 0, 200)
+	ev := waitOne(t, kq)
+	expect(t, ev, b, kqueue.EVFILT_WRITE, 0, 200)
+
+	send(t, a, "x")
+	evs := waitAll(t, kq, 4)
+	if len(evs) != 2 {
+		t.Fatalf("got %v, want a read and a write event", describeAll(evs))
+	}
+	seen := map[int16]uint64{}
+	for _, ev := range evs {
+		seen[ev.Filter] = ev.Udata
+	}
+	if seen[kqueue.EVFILT_READ] != 100 || seen[kqueue.EVFILT_WRITE] != 200 {
+		t.Fatalf("got %v", describeAll(evs))
+	}
+}
+
+// "When the eventlist has room, an EV_ERROR entry is written for a change
+// that fails, with the error in data; the other changes are still applied."
+func TestChangeErrorEntries(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	var changes [3]kqueue.Kevent_t
+	kqueue.EV_SET(&changes[0], b, kqueue.EVFILT_READ, kqueue.EV_DELETE, 0, 0, 11) // never added
+	kqueue.EV_SET(&changes[1], b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0, 12)
+	kqueue.EV_SET(&changes[2], b, 99, kqueue.EV_ADD, 0, 0, 13) // no such filter
+	events := make([]kqueue.Kevent_t, 4)
+	n, err := kqueue.Kevent(kq, changes[:], events, nil)
+	if err != nil || n != 2 {
+		t.Fatalf("Kevent = %d, %v; want 2 error entries", n, err)
+	}
+	expect(t, events[0], b, kqueue.EVFILT_READ, kqueue.EV_ERROR, 11)
+	if events[0].Data != int64(unix.ENOENT) {
+		t.Fatalf("data = %d, want ENOENT", events[0].Data)
+	}
+	expect(t, events[1], b, 99, kqueue.EV_ERROR, 13)
+	if events[1].Data != int64(unix.EINVAL) {
+		t.Fatalf("data = %d, want EINVAL", events[1].Data)
+	}
+	// The change between the two failures was applied.
+	send(t, a, "x")
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 12)
+}
+
+// With no room in the eventlist, the call itself returns the error.
+func TestChangeErrorNoRoom(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	_, b := socketPair(t)
+	if err := changeErr(kq, b, kqueue.EVFILT_WRITE, kqueue.EV_DELETE); !isErrno(err, unix.ENOENT) {
+		t.Fatalf("deleting a filter never added: %v, want ENOENT", err)
+	}
+	if err := changeErr(kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE); !isErrno(err, unix.ENOENT) {
+		t.Fatalf("enabling a filter never added: %v, want ENOENT", err)
+	}
+	if err := changeErr(kq, b, kqueue.EVFILT_READ, kqueue.EV_DISABLE); !isErrno(err, unix.ENOENT) {
+		t.Fatalf("disabling a filter never added: %v, want ENOENT", err)
+	}
+}
+
+// A descriptor that is not open: EBADF.
+func TestChangeBadFd(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	// A closed descriptor's number may be taken at once by a test
+	// running in parallel; nothing opens one this high.
+	const notOpen = 1 << 20
+	if err := changeErr(kq, notOpen, kqueue.EVFILT_READ, kqueue.EV_ADD); !isErrno(err, unix.EBADF) {
+		t.Fatalf("EV_ADD on a closed descriptor: %v, want EBADF", err)
+	}
+}
+
+// A zero timeout polls, a positive one waits and returns 0 when nothing
+// happens.
+func TestTimeouts(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	_, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
+	events := make([]kqueue.Kevent_t, 1)
+	for _, ts := range []unix.Timespec{{}, {Nsec: 1e6}} {
+		n, err := kqueue.Kevent(kq, nil, events, &ts)
+		if n != 0 || err != nil {
+			t.Fatalf("timeout %v: Kevent = %d, %v; want 0, nil", ts, n, err)
+		}
+	}
+}
+
+// A nil timeout blocks until an event comes.
+func TestNilTimeoutBlocks(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
+	go unix.Write(a, []byte("x")) // the test fails below if this does
+	events := make([]kqueue.Kevent_t, 1)
+	n, err := kqueue.Kevent(kq, nil, events, nil)
+	if n != 1 || err != nil {
+		t.Fatalf("Kevent = %d, %v; want 1 event", n, err)
+	}
+}

@@ -1,0 +1,62 @@
+package kqueue_test
+
+// EVFILT_TIMER: "Establishes an arbitrary timer identified by ident. When
+// adding a timer, data specifies the timeout period", in milliseconds by
+// default. "On return, data contains the number of times the timeout has
+// expired since the last call to kevent()."
+
+import (
+	"testing"
+
+	"github.com/kqueue-workbook/workbook/kqueue"
+	"golang.org/x/sys/unix"
+)
+
+// A periodic timer fires again and again, with its own ident and udata.
+func TestTimerPeriodic(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	change(t, kq, 42, kqueue.EVFILT_TIMER, kqueue.EV_ADD, 5, 77)
+	for range 3 {
+		ev := waitOne(t, kq)
+		expect(t, ev, 42, kqueue.EVFILT_TIMER, 0, 77)
+		if ev.Data < 1 {
+			t.Fatalf("data = %d, want at least one expiration", ev.Data)
+		}
+	}
+	change(t, kq, 42, kqueue.EVFILT_TIMER, kqueue.EV_DELETE, 0, 0)
+	noEvent(t, kq)
+}
+
+// EV_ONESHOT: the timer fires once and is then gone, so deleting it again
+// fails with ENOENT.
+func TestTimerOneshot(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	change(t, kq, 1, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_ONESHOT, 1, 5)
+	ev := waitOne(t, kq)
+	expect(t, ev, 1, kqueue.EVFILT_TIMER, kqueue.EV_ONESHOT, 5)
+	if ev.Data != 1 {
+		t.Fatalf("data = %d, want 1", ev.Data)
+	}
+	if err := changeErr(kq, 1, kqueue.EVFILT_TIMER, kqueue.EV_DELETE); !isErrno(err, unix.ENOENT) {
+		t.Fatalf("deleting a fired one-shot timer: %v, want ENOENT", err)
+	}
+}
+
+// Data counts every expiration since the last report: a 1ms timer that is
+// not collected for a while has expired many times by then.
+func TestTimerCountsExpirations(t *testing.T) {
+	t.Parallel()
+	fast, clock := newQueue(t), newQueue(t)
+	change(t, fast, 1, kqueue.EVFILT_TIMER, kqueue.EV_ADD, 1, 0)
+	// A slower timer in another queue measures the time: when it
+	// fires, the fast one has expired about 30 times.
+	change(t, clock, 2, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_ONESHOT, 30, 0)
+	expect(t, waitOne(t, clock), 2, kqueue.EVFILT_TIMER, 0, 0)
+	ev := waitOne(t, fast)
+	expect(t, ev, 1, kqueue.EVFILT_TIMER, 0, 0)
+	if ev.Data < 2 {
+		t.Fatalf("data = %d, want every expiration since the timer was added", ev.Data)
+	}
+}
