@@ -285,9 +285,9 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	}
 	slot := slotOf(clients, free)
 	if slot < 0 {
-		// The article prints "connection refused" here and never closes the
-		// descriptor, so every refused client leaks one. This one is told
-		// why, then closed.
+		// The article prints "connection refused" on the server's terminal
+		// and closes the descriptor, so the client sees its connection open
+		// and then end, with no reason given. This one is told why.
 		writeAll(fd, []byte("server full\n"))
 		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
 		unix.Close(fd)
