@@ -32,22 +32,26 @@ func (q *queue) translate(ready []unix.EpollEvent, events []Kevent_t, n int) int
 			}
 			n = q.emit(kn, 0, events, n)
 		case tagClear:
-			n = q.drainClear(events, n)
+			i := 0
+			if ev.Fd == int32(q.clear[1]) {
+				i = 1
+			}
+			n = q.drainClear(i, events, n)
 		}
 	}
 	return n
 }
 
-// drainClear collects the edge-triggered events waiting in clearFd. The
-// zero timeout never blocks: epfd said clearFd is ready.
-func (q *queue) drainClear(events []Kevent_t, n int) int {
-	if n == len(events) || q.clearFd < 0 {
-		return n // still ready next time: clearFd is level-triggered in epfd
+// drainClear collects the edge-triggered events waiting in clear[i]. The
+// zero timeout never blocks: epfd said clear[i] is ready.
+func (q *queue) drainClear(i int, events []Kevent_t, n int) int {
+	if n == len(events) || q.clear[i] < 0 {
+		return n // still ready next time: clear[i] is level-triggered in epfd
 	}
 	buf := getEpollBuf()
 	defer putEpollBuf(buf)
 	room := min(len(events)-n, len(*buf))
-	got, err := unix.EpollWait(q.clearFd, (*buf)[:room], 0)
+	got, err := unix.EpollWait(q.clear[i], (*buf)[:room], 0)
 	if err != nil {
 		return n
 	}
@@ -56,7 +60,7 @@ func (q *queue) drainClear(events []Kevent_t, n int) int {
 		if st == nil || st.gen != uint32(ev.Pad)>>2 {
 			continue
 		}
-		n = q.fileReady(st, 1, ev.Events, events, n)
+		n = q.fileReady(st, i+1, ev.Events, events, n)
 	}
 	return n
 }
@@ -96,7 +100,7 @@ func (q *queue) emit(kn *knote, bits uint32, events []Kevent_t, n int) int {
 			q.dropTimer(kn)
 		} else {
 			q.detach(kn)
-			q.settle(kn.file)
+			q.settle(kn.file, -1)
 		}
 	}
 	return n + 1
@@ -150,7 +154,7 @@ func (q *queue) fill(ev *Kevent_t, kn *knote, bits uint32) bool {
 			return false
 		}
 	case EVFILT_READ:
-		ev.Data = st.readable()
+		ev.Data = q.readable(st)
 		// EPOLLRDHUP: the peer shut down writing. EPOLLHUP: both
 		// directions are shut, or a pipe's writers are gone.
 		if bits&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
@@ -170,7 +174,7 @@ func (q *queue) fill(ev *Kevent_t, kn *knote, bits uint32) bool {
 
 // readable is EVFILT_READ's Data: bytes waiting, or for a listening socket
 // connections waiting to be accepted.
-func (st *fdState) readable() int64 {
+func (q *queue) readable(st *fdState) int64 {
 	switch st.kind {
 	case kindTCPListener:
 		// For a listening socket Linux reports the accept queue's
@@ -181,7 +185,10 @@ func (st *fdState) readable() int64 {
 		}
 		return int64(info.Unacked)
 	case kindUnixListener:
-		return 1 // TODO: sock_diag
+		if n, ok := q.unixBacklog(st.ino); ok {
+			return n
+		}
+		return 1 // at least one, or epoll would not have reported it
 	}
 	// SIOCINQ is FIONREAD under its socket name: for a pipe, too, it
 	// counts the bytes waiting.

@@ -119,3 +119,116 @@ func TestNilTimeoutBlocks(t *testing.T) {
 		t.Fatalf("Kevent = %d, %v; want 1 event", n, err)
 	}
 }
+
+// With room for one event and two ready filters on one descriptor, the
+// second is not lost: the next call returns it.
+func TestTwoFiltersOneSlot(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	send(t, a, "x")
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 2)
+	first := waitAll(t, kq, 1)[0]
+	second := waitAll(t, kq, 1)[0]
+	if first.Filter == second.Filter {
+		t.Fatalf("got %s then %s, want one of each filter", describe(first), describe(second))
+	}
+	noEvent(t, kq)
+}
+
+// "EV_DELETE: Removes the event from the kqueue", and with it an event that
+// had fired but was not yet retrieved.
+func TestDeleteDropsPendingEvent(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	send(t, a, "x")
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 2)
+	first := waitAll(t, kq, 1)[0] // the other one is now pending
+	var other int16 = kqueue.EVFILT_READ
+	if first.Filter == kqueue.EVFILT_READ {
+		other = kqueue.EVFILT_WRITE
+	}
+	change(t, kq, b, other, kqueue.EV_DELETE, 0, 0)
+	noEvent(t, kq)
+}
+
+// A disabled filter reports nothing, not even an event that had fired
+// before and was waiting to be retrieved. Enabled again, a level-triggered
+// filter whose condition still holds reports at once.
+func TestDisableHoldsPendingEvent(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	send(t, a, "x")
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD, 0, 2)
+	first := waitAll(t, kq, 1)[0] // the other one is now pending
+	var other int16 = kqueue.EVFILT_READ
+	if first.Filter == kqueue.EVFILT_READ {
+		other = kqueue.EVFILT_WRITE
+	}
+	change(t, kq, b, first.Filter, kqueue.EV_DISABLE, 0, 0)
+	change(t, kq, b, other, kqueue.EV_DISABLE, 0, 0)
+	noEvent(t, kq)
+	change(t, kq, b, other, kqueue.EV_ENABLE, 0, 0)
+	want := uint64(1)
+	if other == kqueue.EVFILT_WRITE {
+		want = 2
+	}
+	expect(t, waitOne(t, kq), b, other, 0, want)
+}
+
+// The changelist and the eventlist may be the same array, as C programs
+// often pass them: each EV_ERROR entry overwrites a change already applied.
+func TestChangesAndEventsShareArray(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	_, b := socketPair(t)
+	list := make([]kqueue.Kevent_t, 2)
+	kqueue.EV_SET(&list[0], b, kqueue.EVFILT_READ, kqueue.EV_DELETE, 0, 0, 1)
+	kqueue.EV_SET(&list[1], b, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, 0, 0, 2)
+	n, err := kqueue.Kevent(kq, list, list, nil)
+	if n != 2 || err != nil {
+		t.Fatalf("Kevent = %d, %v; want 2 error entries", n, err)
+	}
+	expect(t, list[0], b, kqueue.EVFILT_READ, kqueue.EV_ERROR, 1)
+	expect(t, list[1], b, kqueue.EVFILT_WRITE, kqueue.EV_ERROR, 2)
+}
+
+// Kevent on a descriptor that is not a kqueue: EBADF.
+func TestKeventNotAQueue(t *testing.T) {
+	t.Parallel()
+	_, b := socketPair(t)
+	_, err := kqueue.Kevent(b, nil, make([]kqueue.Kevent_t, 1), &unix.Timespec{})
+	if !isErrno(err, unix.EBADF) {
+		t.Fatalf("Kevent on a socket: %v, want EBADF", err)
+	}
+}
+
+// "EINVAL: The specified time limit or filter is invalid."
+func TestInvalidTimeout(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	bad := unix.Timespec{Nsec: 1e9}
+	if _, err := kqueue.Kevent(kq, nil, make([]kqueue.Kevent_t, 1), &bad); !isErrno(err, unix.EINVAL) {
+		t.Fatalf("timeout with 1e9 nanoseconds: %v, want EINVAL", err)
+	}
+}
+
+// A filter added and deleted in one changelist leaves nothing behind.
+func TestAddDeleteInOneCall(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	var changes [2]kqueue.Kevent_t
+	kqueue.EV_SET(&changes[0], b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0, 1)
+	kqueue.EV_SET(&changes[1], b, kqueue.EVFILT_READ, kqueue.EV_DELETE, 0, 0, 1)
+	if _, err := kqueue.Kevent(kq, changes[:], nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	send(t, a, "x")
+	noEvent(t, kq)
+}

@@ -56,7 +56,8 @@ func Kqueue() (kq int, err error) {
 	}
 	q := &queue{
 		epfd:       epfd,
-		clearFd:    -1,
+		clear:      [2]int{-1, -1},
+		diag:       diag{fd: -1},
 		timers:     make(map[uint64]*knote),
 		timerByTfd: make(map[int32]*knote),
 	}

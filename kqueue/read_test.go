@@ -4,6 +4,7 @@ package kqueue_test
 // identifier, and returns whenever there is data available to read."
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/kqueue-workbook/workbook/kqueue"
@@ -196,4 +197,192 @@ func TestUdataPreserved(t *testing.T) {
 	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, token)
 	send(t, a, "x")
 	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, token)
+}
+
+// The listen backlog of an AF_UNIX socket, which Linux keeps elsewhere than
+// TCP's (see sockdiag_linux.go): a real count here too.
+func TestReadListenBacklogUnix(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLater(t, lfd)
+	path := filepath.Join(t.TempDir(), "sock")
+	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 16); err != nil {
+		t.Fatal(err)
+	}
+	change(t, kq, lfd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
+	noEvent(t, kq)
+	for range 2 {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeLater(t, fd)
+		if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := waitOne(t, kq)
+	expect(t, ev, lfd, kqueue.EVFILT_READ, 0, 0)
+	if ev.Data != 2 {
+		t.Fatalf("data = %d, want 2 pending connections", ev.Data)
+	}
+}
+
+// EV_ONESHOT: "Causes the event to return only the first occurrence of the
+// filter being triggered. After the user retrieves the event from the
+// kqueue, it is deleted."
+func TestReadOneshot(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_ONESHOT, 0, 5)
+	send(t, a, "x")
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, kqueue.EV_ONESHOT, 5)
+	noEvent(t, kq)
+	if err := changeErr(kq, b, kqueue.EVFILT_READ, kqueue.EV_DELETE); !isErrno(err, unix.ENOENT) {
+		t.Fatalf("deleting a fired one-shot filter: %v, want ENOENT", err)
+	}
+	// It can be added again, and fires again.
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_ONESHOT, 0, 6)
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, kqueue.EV_ONESHOT, 6)
+}
+
+// EV_CLEAR: "After the event is retrieved by the user, its state is reset."
+// Bytes left unread do not report again; new bytes do, and Data counts all
+// that wait.
+func TestReadClear(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 5)
+	send(t, a, "ab")
+	ev := waitOne(t, kq)
+	expect(t, ev, b, kqueue.EVFILT_READ, kqueue.EV_CLEAR, 5)
+	if ev.Data != 2 {
+		t.Fatalf("data = %d, want 2", ev.Data)
+	}
+	noEvent(t, kq)
+	send(t, a, "c")
+	if ev := waitOne(t, kq); ev.Data != 3 {
+		t.Fatalf("data = %d, want the 3 bytes waiting", ev.Data)
+	}
+	noEvent(t, kq)
+}
+
+// A level-triggered and an EV_CLEAR filter on the same descriptor each keep
+// their own behaviour.
+func TestClearAndLevelOnOneFd(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 2)
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_WRITE, kqueue.EV_CLEAR, 2)
+	noEvent(t, kq)
+	send(t, a, "x")
+	for range 2 {
+		expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 1)
+	}
+}
+
+// Two queues watching one descriptor both see its events, each with the
+// udata it registered.
+func TestTwoQueuesOneFd(t *testing.T) {
+	t.Parallel()
+	kq1, kq2 := newQueue(t), newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq1, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq2, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 2)
+	send(t, a, "x")
+	expect(t, waitOne(t, kq1), b, kqueue.EVFILT_READ, 0, 1)
+	expect(t, waitOne(t, kq2), b, kqueue.EVFILT_READ, 0, 2)
+	// Deleting from one queue leaves the other alone.
+	change(t, kq1, b, kqueue.EVFILT_READ, kqueue.EV_DELETE, 0, 0)
+	noEvent(t, kq1)
+	expect(t, waitOne(t, kq2), b, kqueue.EVFILT_READ, 0, 2)
+}
+
+// "If there is a pending error on the socket, it is returned in fflags":
+// a peer that resets the connection.
+func TestReadSocketError(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	client, server := tcpPair(t)
+	change(t, kq, server, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
+	// SO_LINGER with a zero timeout makes close send a reset.
+	if err := unix.SetsockoptLinger(client, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
+		t.Fatal(err)
+	}
+	closeNow(t, client)
+	ev := waitOne(t, kq)
+	expect(t, ev, server, kqueue.EVFILT_READ, kqueue.EV_EOF, 0)
+	if ev.Fflags != uint32(unix.ECONNRESET) {
+		t.Fatalf("fflags = %d, want ECONNRESET (%d)", ev.Fflags, unix.ECONNRESET)
+	}
+}
+
+// A descriptor closed without EV_DELETE takes its filters with it ("Calling
+// close() on a file descriptor will remove any kevents that reference the
+// descriptor"). When its number is reused, nothing of the old filters
+// reaches the caller: no event, no old udata. dup2 reuses the number
+// atomically, so no test running in parallel can take it in between.
+func TestFdReuseNoStaleEvents(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	_, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|kqueue.EV_DISABLE, 0, 2)
+
+	c, d := socketPair(t)
+	if err := unix.Dup2(c, b); err != nil { // closes the old b
+		t.Fatal(err)
+	}
+	closeNow(t, c) // b is now the only descriptor of c's socket
+	send(t, d, "x")
+	noEvent(t, kq)
+	if err := changeErr(kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ENABLE); !isErrno(err, unix.ENOENT) {
+		t.Fatalf("enabling the old write filter: %v, want ENOENT", err)
+	}
+
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 3)
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 3)
+	if err := changeErr(kq, b, kqueue.EVFILT_WRITE, kqueue.EV_DELETE); !isErrno(err, unix.ENOENT) {
+		t.Fatalf("deleting the old write filter: %v, want ENOENT", err)
+	}
+}
+
+// Many ready descriptors and a short eventlist: every one is reported
+// within a few calls, none twice in one call.
+func TestManyReadyShortList(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	const count = 40
+	want := map[uint64]bool{}
+	for range count {
+		a, b := socketPair(t)
+		change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, uint64(b))
+		send(t, a, "x")
+		want[uint64(b)] = true
+	}
+	seen := map[uint64]bool{}
+	for call := 0; call < 3*count/7 && len(seen) < count; call++ {
+		evs := waitAll(t, kq, 7)
+		inCall := map[uint64]bool{}
+		for _, ev := range evs {
+			if ev.Udata != ev.Ident || !want[ev.Ident] || inCall[ev.Ident] {
+				t.Fatalf("call %d: %v", call, describeAll(evs))
+			}
+			inCall[ev.Ident], seen[ev.Ident] = true, true
+		}
+	}
+	if len(seen) != count {
+		t.Fatalf("saw %d of %d ready descriptors", len(seen), count)
+	}
 }
