@@ -62,18 +62,25 @@ func main() {
 		log.Fatalf("bad -queue %d: a client's queue must hold at least one byte", *queueLimit)
 	}
 
+	// Catch SIGINT and SIGTERM before announcing anything: a signal sent as
+	// soon as the `listening on` line appears must find the handler there.
+	stop := notifyOnSignal()
 	listeners, err := listenTCP(*addr)
 	if err != nil {
 		log.Fatal(err)
-	}
-	for _, fd := range listeners {
-		fmt.Printf("listening on tcp %s\n", localAddr(fd))
 	}
 	unixListener, socket := -1, (*socketFile)(nil)
 	if *unixPath != "" {
 		if unixListener, socket, err = listenUnix(*unixPath); err != nil {
 			log.Fatal(err)
 		}
+	}
+	// Announce the listeners only once all are open: a server that says
+	// "listening on tcp" and then fails on the socket file would mislead.
+	for _, fd := range listeners {
+		fmt.Printf("listening on tcp %s\n", localAddr(fd))
+	}
+	if socket != nil {
 		fmt.Printf("listening on unix %s\n", socket.path)
 		listeners = append(listeners, unixListener)
 	}
@@ -84,7 +91,7 @@ func main() {
 		idle:       *idle,
 		listeners:  listeners,
 		socket:     socket,
-		stop:       notifyOnSignal(),
+		stop:       stop,
 		spare:      openSpare(),
 		clients:    make([]client, *maxClients), // the connection table: one slot per client
 		buf:        make([]byte, 64<<10),
@@ -484,9 +491,9 @@ type socketFile struct {
 // listenUnix opens a listening UNIX-domain socket at path.
 func listenUnix(path string) (int, *socketFile, error) {
 	// sun_path holds 104 bytes on macOS and the BSDs, 108 on Linux, and the
-	// name needs a terminating NUL. The articles copy the path in with
-	// strncpy and a longer one is silently cut short, so the server listens
-	// somewhere else than asked; here it is an error.
+	// name needs a terminating NUL. The usual C recipe copies the path in
+	// with strncpy or strlcpy, which cut a longer one short without a word,
+	// so the server listens somewhere else than asked; here it is an error.
 	if limit := len(unix.RawSockaddrUnix{}.Path) - 1; len(path) > limit {
 		return -1, nil, fmt.Errorf("listen unix %s: path is %d bytes; this system allows at most %d", path, len(path), limit)
 	}
@@ -503,18 +510,21 @@ func listenUnix(path string) (int, *socketFile, error) {
 	old := unix.Umask(0o177)
 	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
 	unix.Umask(old)
+	if err != nil {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
+	}
+	var st unix.Stat_t
+	err = unix.Lstat(path, &st)
 	if err == nil {
 		err = unix.Listen(fd, unix.SOMAXCONN)
 	}
 	if err == nil {
 		err = unix.SetNonblock(fd, true)
 	}
-	var st unix.Stat_t
-	if err == nil {
-		err = unix.Lstat(path, &st)
-	}
 	if err != nil {
 		unix.Close(fd)
+		unix.Unlink(path) // bind made the file: do not leave it behind
 		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
 	}
 	abs, err := filepath.Abs(path)
@@ -543,10 +553,13 @@ func clearStaleSocket(path string) error {
 	if err != nil {
 		return err
 	}
+	// Non-blocking, so that a live server too busy to accept cannot hold
+	// the probe: Linux answers EAGAIN when its queue is full.
+	unix.SetNonblock(probe, true)
 	err = unix.Connect(probe, &unix.SockaddrUnix{Name: path})
 	unix.Close(probe)
 	switch err {
-	case nil:
+	case nil, unix.EAGAIN:
 		return fmt.Errorf("another server is listening on %s", path)
 	case unix.ECONNREFUSED:
 		log.Printf("removing stale socket file %s", path)
@@ -759,10 +772,10 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	}
 	slot := slotOf(clients, free)
 	if slot < 0 {
-		// The article prints "connection refused" here and never closes the
-		// descriptor, so every refused client leaks one. This one is told
-		// why, then closed. The socket is new and its send buffer empty, so
-		// the few bytes fit; if they do not, nothing is lost but a courtesy.
+		// The article prints "connection refused" on the server's terminal
+		// and closes the descriptor, so the client sees its connection open
+		// and then end, with no reason given. This one is told why. The
+		// socket is new and its send buffer empty, so the few bytes fit.
 		unix.Write(fd, []byte("server full\n"))
 		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
 		unix.Close(fd)
