@@ -1,0 +1,6 @@
+// Command epollecho is a peer echo server for the benchmark; see package peer.
+package main
+
+import "github.com/kqueue-workbook/workbook/bench/internal/peer"
+
+func main() { peer.Main("epollecho", peer.StartEpoll) }
