@@ -32,14 +32,14 @@ type client struct {
 	// replays the same stream from its own copy of the generator.
 	sendStream, expectStream *rand.ChaCha8
 
-	sent     int    // bytes queued for sending so far
-	sentTail []byte // the last of them, for failure messages
-	received int    // bytes read so far
+	received int // bytes read so far
 
 	// Sends are written by a goroutine, in order, so that a script can send a
 	// mebibyte and read its echo at the same time without either side
 	// blocking for good.
 	mu         sync.Mutex
+	sent       int    // bytes queued for sending so far
+	sentTail   []byte // the last of them, for failure messages
 	queue      []*writeOp
 	writing    bool  // the writer goroutine is running
 	genPending int   // sendgen operations queued or being written
@@ -91,6 +91,9 @@ func cmdConnect(ts *testscript.TestScript, neg bool, args []string) {
 	name, addr := args[0], ts.Getenv("ADDR")
 	if len(args) == 2 {
 		addr = args[1]
+	}
+	if network == "unix" {
+		addr = ts.MkAbs(addr) // relative to the script's directory, not the test's
 	}
 	if addr == "" {
 		ts.Fatalf("connect: no address; start a server with serve first")
@@ -144,9 +147,10 @@ func cmdAllbytes(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// send queues op. Unless a sendgen is still being written, it then waits
-// until op is done, so that a script line such as `send a 'x'` has really
-// happened before the next line (say, `reset a`) runs.
+// send queues op. For send and shut, unless a sendgen is still being
+// written, it then waits until op is done, so that a script line such as
+// `send a 'x'` has really happened before the next line (say, `reset a`)
+// runs. A sendgen never waits: its echo is read by the lines after it.
 func (c *client) send(ts *testscript.TestScript, cmd string, op *writeOp) {
 	op.done = make(chan struct{})
 	c.mu.Lock()
@@ -154,14 +158,14 @@ func (c *client) send(ts *testscript.TestScript, cmd string, op *writeOp) {
 		c.mu.Unlock()
 		ts.Fatalf("%s: %v", cmd, c.werr)
 	}
-	wait := c.genPending == 0
+	wait := c.genPending == 0 && op.gen == 0
 	c.enqueue(op)
-	c.mu.Unlock()
 	c.sent += len(op.data) + op.gen
 	c.sentTail = append(c.sentTail, op.data...)
 	if len(c.sentTail) > 64 {
 		c.sentTail = c.sentTail[len(c.sentTail)-64:]
 	}
+	c.mu.Unlock()
 	if !wait {
 		return
 	}
@@ -214,7 +218,7 @@ func (c *client) writer() {
 			c.genPending--
 		}
 		if err != nil && c.werr == nil && !c.dropped {
-			c.werr = fmt.Errorf("client %s: sending failed after %d bytes: %v", c.name, c.sent, err)
+			c.werr = fmt.Errorf("client %s: sending failed: %v", c.name, err)
 		}
 		c.mu.Unlock()
 		close(op.done)
@@ -273,20 +277,20 @@ func cmdClose(ts *testscript.TestScript, neg bool, args []string) {
 func cmdReset(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "reset", "")
 	c := clientOf(ts, "reset", args, 1, "NAME")
-	tcp, ok := c.conn.(*net.TCPConn)
-	if !ok {
-		ts.Fatalf("reset: client %s is not a TCP connection", c.name)
-	}
 	c.mu.Lock()
 	c.dropped = true
 	c.queue = nil
 	c.mu.Unlock()
-	// With a zero linger time, close(2) discards unsent data and sends a
-	// reset (RST) instead of the usual orderly FIN. Closing also interrupts
-	// a write still in progress.
-	ts.Check(tcp.SetLinger(0))
+	// With a zero linger time, close(2) discards unsent data and sends a TCP
+	// reset (RST) instead of the orderly FIN. A UNIX-domain socket has no
+	// such thing: closing it is already abrupt, and a server with data still
+	// to deliver gets ECONNRESET or EPIPE. Closing also interrupts a write
+	// still in progress.
+	if tcp, ok := c.conn.(*net.TCPConn); ok {
+		ts.Check(tcp.SetLinger(0))
+	}
 	c.closed = true
-	ts.Check(tcp.Close())
+	ts.Check(c.conn.Close())
 }
 
 func cmdExpect(ts *testscript.TestScript, neg bool, args []string) {
@@ -338,11 +342,11 @@ func (c *client) expectPart(want []byte, base int, whole string) error {
 		fmt.Fprintf(&msg, "\texpected: %s\n\tgot only: %s\n\t(%d of %d bytes), then %s",
 			show(want, n, base), show(got, n, base), n, len(want), readFailure(err))
 	}
+	c.mu.Lock()
 	fmt.Fprintf(&msg, "\n\tclient %s has sent %d bytes so far", c.name, c.sent)
 	if len(c.sentTail) > 0 {
 		fmt.Fprintf(&msg, ", the text ending %s", quote(c.sentTail))
 	}
-	c.mu.Lock()
 	if c.werr != nil {
 		fmt.Fprintf(&msg, "\n\t%v", c.werr)
 	}
@@ -618,17 +622,18 @@ func cmdSwarm(ts *testscript.TestScript, neg bool, args []string) {
 	// In each round every client sends one message before any reads its
 	// echo, so the server always has all of them to serve at once.
 	for m := 1; m <= nmsgs; m++ {
-		for _, c := range clients {
-			msg := fmt.Appendf(nil, "%s says message %d of %d\n", c.name, m, nmsgs)
+		msgs := make([][]byte, len(clients))
+		for i, c := range clients {
+			msgs[i] = fmt.Appendf(nil, "%s says message %d of %d\n", c.name, m, nmsgs)
 			c.conn.SetWriteDeadline(time.Now().Add(deadline))
-			if _, err := c.conn.Write(msg); err != nil {
+			if _, err := c.conn.Write(msgs[i]); err != nil {
 				ts.Fatalf("swarm: client %s, message %d: %v", c.name, m, err)
 			}
-			c.sent += len(msg)
-			c.sentTail = msg
+			c.sent += len(msgs[i])
+			c.sentTail = msgs[i]
 		}
-		for _, c := range clients {
-			if err := c.expect(c.sentTail); err != nil {
+		for i, c := range clients {
+			if err := c.expect(msgs[i]); err != nil {
 				ts.Fatalf("swarm: round %d: %v", m, err)
 			}
 		}

@@ -39,7 +39,8 @@ package workbook_test
 //	                       last expectgen stopped
 //	allbytes NAME          send every byte value 0..255 and expect them back
 //	shut NAME              half-close: no more sending, but keep reading (shutdown(2))
-//	reset NAME             vanish: close with SO_LINGER 0, so the server sees a reset;
+//	reset NAME             vanish: close with SO_LINGER 0, so the server sees a reset
+//	                       (a UNIX socket is just closed, which is as abrupt);
 //	                       whatever sendgen had not sent yet is dropped
 //	close NAME             close normally, after everything sent has gone out
 //	eof NAME               the server closes the connection: no more bytes, then EOF
