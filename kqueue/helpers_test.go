@@ -151,8 +151,24 @@ func change(t testing.TB, kq, ident int, filter int16, flags uint16, data int64,
 // changeErr applies one change with no room for events and returns the
 // error kevent reports for it.
 func changeErr(kq, ident int, filter int16, flags uint16) error {
+	return changeErrUdata(kq, ident, filter, flags, 0)
+}
+
+// changeFails applies one change and fails the test unless kevent reports
+// the error want for it.
+func changeFails(t testing.TB, kq, ident int, filter int16, flags uint16, want unix.Errno) {
+	t.Helper()
 	var c kqueue.Kevent_t
 	kqueue.EV_SET(&c, ident, filter, flags, 0, 0, 0)
+	if err := changeErr(kq, ident, filter, flags); !isErrno(err, want) {
+		t.Fatalf("Kevent(%s): %v, want %v", describe(c), err, want)
+	}
+}
+
+// changeErrUdata is changeErr with udata.
+func changeErrUdata(kq, ident int, filter int16, flags uint16, udata uint64) error {
+	var c kqueue.Kevent_t
+	kqueue.EV_SET(&c, ident, filter, flags, 0, 0, udata)
 	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{c}, nil, nil)
 	return err
 }

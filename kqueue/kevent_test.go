@@ -67,15 +67,9 @@ func TestChangeErrorNoRoom(t *testing.T) {
 	t.Parallel()
 	kq := newQueue(t)
 	_, b := socketPair(t)
-	if err := changeErr(kq, b, kqueue.EVFILT_WRITE, kqueue.EV_DELETE); !isErrno(err, unix.ENOENT) {
-		t.Fatalf("deleting a filter never added: %v, want ENOENT", err)
-	}
-	if err := changeErr(kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE); !isErrno(err, unix.ENOENT) {
-		t.Fatalf("enabling a filter never added: %v, want ENOENT", err)
-	}
-	if err := changeErr(kq, b, kqueue.EVFILT_READ, kqueue.EV_DISABLE); !isErrno(err, unix.ENOENT) {
-		t.Fatalf("disabling a filter never added: %v, want ENOENT", err)
-	}
+	changeFails(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, unix.ENOENT) // deleting a filter never added
+	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE, unix.ENOENT) // enabling a filter never added
+	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DISABLE, unix.ENOENT) // disabling a filter never added
 }
 
 // A descriptor that is not open: EBADF.
@@ -85,9 +79,7 @@ func TestChangeBadFd(t *testing.T) {
 	// A closed descriptor's number may be taken at once by a test
 	// running in parallel; nothing opens one this high.
 	const notOpen = 1 << 20
-	if err := changeErr(kq, notOpen, kqueue.EVFILT_READ, kqueue.EV_ADD); !isErrno(err, unix.EBADF) {
-		t.Fatalf("EV_ADD on a closed descriptor: %v, want EBADF", err)
-	}
+	changeFails(t, kq, notOpen, kqueue.EVFILT_READ, kqueue.EV_ADD, unix.EBADF) // EV_ADD on a closed descriptor
 }
 
 // A zero timeout polls, a positive one waits and returns 0 when nothing
@@ -231,4 +223,41 @@ func TestAddDeleteInOneCall(t *testing.T) {
 	}
 	send(t, a, "x")
 	noEvent(t, kq)
+}
+
+// A disabled filter reports nothing, not even a hang-up (epoll reports
+// those to every registration, whatever it asked for).
+func TestDisabledFilterIgnoresHangup(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_DISABLE, 0, 0)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|kqueue.EV_DISABLE, 0, 0)
+	closeNow(t, a)
+	noEvent(t, kq)
+}
+
+// A descriptor closed without EV_DELETE: its filters are gone with it, and
+// changing them fails with EBADF. Not parallel: the test needs the closed
+// number to stay free, and while it runs no parallel test can take it.
+func TestClosedFdChangesFail(t *testing.T) {
+	kq := newQueue(t)
+	_, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
+	closeNow(t, b)
+	noEvent(t, kq)
+	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DELETE, unix.EBADF) // deleting the filter of a closed descriptor
+}
+
+// Timers and descriptors are different kinds of ident: a timer numbered
+// like a watched descriptor is a knote of its own.
+func TestTimerIdentSeparateFromFd(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_ONESHOT, 1, 2)
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_TIMER, 0, 2)
+	send(t, a, "x")
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 1)
 }

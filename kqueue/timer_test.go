@@ -39,9 +39,7 @@ func TestTimerOneshot(t *testing.T) {
 	if ev.Data != 1 {
 		t.Fatalf("data = %d, want 1", ev.Data)
 	}
-	if err := changeErr(kq, 1, kqueue.EVFILT_TIMER, kqueue.EV_DELETE); !isErrno(err, unix.ENOENT) {
-		t.Fatalf("deleting a fired one-shot timer: %v, want ENOENT", err)
-	}
+	changeFails(t, kq, 1, kqueue.EVFILT_TIMER, kqueue.EV_DELETE, unix.ENOENT) // deleting a fired one-shot timer
 }
 
 // Data counts every expiration since the last report: a 1ms timer that is
@@ -59,4 +57,27 @@ func TestTimerCountsExpirations(t *testing.T) {
 	if ev.Data < 2 {
 		t.Fatalf("data = %d, want every expiration since the timer was added", ev.Data)
 	}
+}
+
+// Re-adding a timer replaces its udata.
+func TestTimerModify(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	change(t, kq, 3, kqueue.EVFILT_TIMER, kqueue.EV_ADD, 1, 1)
+	change(t, kq, 3, kqueue.EVFILT_TIMER, kqueue.EV_ADD, 1, 2)
+	expect(t, waitOne(t, kq), 3, kqueue.EVFILT_TIMER, 0, 2)
+}
+
+// A disabled timer reports nothing; deleting one that does not exist is
+// ENOENT.
+func TestTimerDisableDelete(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	change(t, kq, 4, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_DISABLE, 1, 0)
+	// A second timer, 20 times slower, fires while the first would have.
+	change(t, kq, 5, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_ONESHOT, 20, 0)
+	expect(t, waitOne(t, kq), 5, kqueue.EVFILT_TIMER, 0, 0)
+	noEvent(t, kq)
+	change(t, kq, 4, kqueue.EVFILT_TIMER, kqueue.EV_DELETE, 0, 0)
+	changeFails(t, kq, 4, kqueue.EVFILT_TIMER, kqueue.EV_DELETE, unix.ENOENT) // deleting a deleted timer
 }
