@@ -68,7 +68,7 @@ func TestChangeErrorNoRoom(t *testing.T) {
 	kq := newQueue(t)
 	_, b := socketPair(t)
 	changeFails(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, unix.ENOENT) // deleting a filter never added
-	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE, unix.ENOENT) // enabling a filter never added
+	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE, unix.ENOENT)  // enabling a filter never added
 	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DISABLE, unix.ENOENT) // disabling a filter never added
 }
 
