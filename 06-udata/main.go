@@ -19,7 +19,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -42,19 +41,26 @@ func main() {
 	if *maxClients < 1 {
 		log.Fatalf("bad -max %d: the pool needs at least one slot", *maxClients)
 	}
+	if *maxClients > maxSlots {
+		log.Fatalf("bad -max %d: a udata token has room for %d slots", *maxClients, maxSlots)
+	}
 
 	listeners, err := listenTCP(*addr)
 	if err != nil {
 		log.Fatal(err)
-	}
-	for _, fd := range listeners {
-		fmt.Printf("listening on tcp %s\n", localAddr(fd))
 	}
 	unixListener, socket := -1, (*socketFile)(nil)
 	if *unixPath != "" {
 		if unixListener, socket, err = listenUnix(*unixPath); err != nil {
 			log.Fatal(err)
 		}
+	}
+	// Announce the listeners only once all are open: a server that says
+	// "listening on tcp" and then fails on the socket file would mislead.
+	for _, fd := range listeners {
+		fmt.Printf("listening on tcp %s\n", localAddr(fd))
+	}
+	if socket != nil {
 		fmt.Printf("listening on unix %s\n", socket.path)
 		listeners = append(listeners, unixListener)
 	}
@@ -111,7 +117,7 @@ func main() {
 					closeClient(slot, clients, err.Error())
 				}
 			default:
-				slot, gen := int(uint32(ev.Udata)), uint32(ev.Udata>>32)
+				slot, gen := tokenSlot(ev.Udata)
 				if clients[slot].gen != gen {
 					// The client this event was queued for has gone since,
 					// and its slot may already hold somebody else.
@@ -148,11 +154,7 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // listenTCP opens one listening socket for every address the host in addr
-// resolves to, all on the same port: with port 0, the port the kernel picks
-// for the first address is asked for on the others. An address this machine
-// cannot bind (no IPv6, say) is logged and skipped; any other failure, such
-// as a port in use, stops the server, which should not quietly serve half of
-// what it was asked to.
+// resolves to, all on the same port.
 func listenTCP(addr string) ([]int, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -166,12 +168,32 @@ func listenTCP(addr string) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
 	}
+	// With port 0 the kernel picks the first listener's port from those free
+	// in its family, and the others ask for the same number. In the other
+	// family it can be taken (even by a connection lingering in TIME_WAIT);
+	// then all are closed and opened again on a fresh pick.
+	for try := 1; ; try++ {
+		listeners, err := listenAll(ips, portNum)
+		if portNum == 0 && errors.Is(err, unix.EADDRINUSE) && try < 10 {
+			continue
+		}
+		return listeners, err
+	}
+}
+
+// listenAll opens a listener on each address, all on port (with port 0, on
+// the port the kernel picks for the first). An address this machine cannot
+// bind (no IPv6, say) is skipped, with a line in the log if any other worked;
+// any other failure, such as a port in use, stops the server, which should
+// not quietly serve half of what it was asked to.
+func listenAll(ips []net.IP, port int) ([]int, error) {
 	var listeners []int
+	var skipped []error
 	for _, ip := range ips {
-		fd, err := listenOn(&net.TCPAddr{IP: ip, Port: portNum})
+		fd, err := listenOn(&net.TCPAddr{IP: ip, Port: port})
 		switch {
 		case errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EAFNOSUPPORT):
-			log.Printf("skipping %v", err)
+			skipped = append(skipped, err)
 			continue
 		case err != nil:
 			for _, fd := range listeners {
@@ -180,13 +202,16 @@ func listenTCP(addr string) ([]int, error) {
 			return nil, err
 		}
 		listeners = append(listeners, fd)
-		if portNum == 0 {
+		if port == 0 {
 			sa, _ := unix.Getsockname(fd)
-			portNum = portOf(sa)
+			port = portOf(sa)
 		}
 	}
 	if len(listeners) == 0 {
-		return nil, fmt.Errorf("listen tcp %q: no address of %v could be bound", addr, ips)
+		return nil, skipped[0] // a failed start says one thing: the first
+	}
+	for _, err := range skipped {
+		log.Printf("skipping %v", err)
 	}
 	return listeners, nil
 }
@@ -222,10 +247,11 @@ func listenOn(tcpAddr *net.TCPAddr) (int, error) {
 	// Without SO_REUSEADDR a restarted server cannot bind its port while
 	// connections from its previous run linger in TIME_WAIT.
 	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	// An IPv6 socket on Linux also accepts IPv4 connections by default (as
-	// ::ffff:127.0.0.1), so it would claim the IPv4 port too and the IPv4
-	// listener's bind would fail; the BSDs default to IPv6 only. Saying
-	// IPV6_V6ONLY makes every system behave the same: one socket per family.
+	// An IPv6 socket on Linux and macOS also accepts IPv4 connections by
+	// default (as ::ffff:127.0.0.1), so a wildcard one would claim the IPv4
+	// port too and the IPv4 listener's bind would fail; FreeBSD, NetBSD and
+	// OpenBSD default to IPv6 only (ip6(4)). Saying IPV6_V6ONLY makes every
+	// system behave the same: one socket per family.
 	if err == nil && family == unix.AF_INET6 {
 		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
 	}
@@ -271,9 +297,9 @@ type socketFile struct {
 // listenUnix opens a listening UNIX-domain socket at path.
 func listenUnix(path string) (int, *socketFile, error) {
 	// sun_path holds 104 bytes on macOS and the BSDs, 108 on Linux, and the
-	// name needs a terminating NUL. The articles copy the path in with
-	// strncpy and a longer one is silently cut short, so the server listens
-	// somewhere else than asked; here it is an error.
+	// name needs a terminating NUL. The usual C recipe copies the path in
+	// with strncpy or strlcpy, which cut a longer one short without a word,
+	// so the server listens somewhere else than asked; here it is an error.
 	if limit := len(unix.RawSockaddrUnix{}.Path) - 1; len(path) > limit {
 		return -1, nil, fmt.Errorf("listen unix %s: path is %d bytes; this system allows at most %d", path, len(path), limit)
 	}
@@ -290,18 +316,21 @@ func listenUnix(path string) (int, *socketFile, error) {
 	old := unix.Umask(0o177)
 	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
 	unix.Umask(old)
+	if err != nil {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
+	}
+	var st unix.Stat_t
+	err = unix.Lstat(path, &st)
 	if err == nil {
 		err = unix.Listen(fd, unix.SOMAXCONN)
 	}
 	if err == nil {
 		err = unix.SetNonblock(fd, true)
 	}
-	var st unix.Stat_t
-	if err == nil {
-		err = unix.Lstat(path, &st)
-	}
 	if err != nil {
 		unix.Close(fd)
+		unix.Unlink(path) // bind made the file: do not leave it behind
 		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
 	}
 	abs, err := filepath.Abs(path)
@@ -330,10 +359,13 @@ func clearStaleSocket(path string) error {
 	if err != nil {
 		return err
 	}
+	// Non-blocking, so that a live server too busy to accept cannot hold
+	// the probe: Linux answers EAGAIN when its queue is full.
+	unix.SetNonblock(probe, true)
 	err = unix.Connect(probe, &unix.SockaddrUnix{Name: path})
 	unix.Close(probe)
 	switch err {
-	case nil:
+	case nil, unix.EAGAIN:
 		return fmt.Errorf("another server is listening on %s", path)
 	case unix.ECONNREFUSED:
 		log.Printf("removing stale socket file %s", path)
@@ -433,18 +465,27 @@ func openSpare() int {
 type client struct {
 	fd   int    // the client's descriptor, or free
 	addr string // where it connected from, for the logs
-	gen  uint32 // how many times the slot has changed hands; see clientToken
+	gen  uint16 // how many times the slot has changed hands; see clientToken
 }
 
-// The tokens of the descriptors that are not clients. No client token can
-// be equal to them while the table has fewer than 2^32-2 slots.
+// A token has to fit in udata, which is as wide as a pointer (it is a void *
+// in C): 64 bits on amd64 and arm64, but 32 on a 32-bit system such as
+// freebsd/386, which would hand a wider token back cut short. So a client's
+// token is 32 bits: the slot number in the low 16, the slot's generation in
+// the high 16. That makes room for maxSlots clients.
 const (
-	stopToken     = math.MaxUint64     // the signal pipe
-	listenerToken = math.MaxUint64 - 1 // every listening socket
+	slotBits = 16
+	maxSlots = 1<<slotBits - 2
 )
 
-// clientToken is the udata of the client in slot: the slot number in the low
-// 32 bits and the slot's generation in the high 32.
+// The tokens of the descriptors that are not clients. No client token can
+// be equal to them: it would need slot number maxSlots or maxSlots+1.
+const (
+	stopToken     = 1<<32 - 1 // the signal pipe
+	listenerToken = 1<<32 - 2 // every listening socket
+)
+
+// clientToken is the udata of the client in slot.
 //
 // The article puts a pointer to the client's record in udata. A Go program
 // must not hand the kernel a Go pointer: the garbage collector cannot see
@@ -452,9 +493,17 @@ const (
 // a table the program keeps is just as direct. But a slot is reused, so an
 // event queued for its old client could be taken for the new one; the
 // generation, bumped every time a client leaves, tells them apart. (Go's own
-// network poller guards its descriptors the same way.)
-func clientToken(slot int, gen uint32) uint64 {
-	return uint64(gen)<<32 | uint64(slot)
+// network poller guards its descriptors the same way.) Sixteen bits are
+// plenty: closing a descriptor removes its pending events (kevent(2)), so an
+// event can only be stale within the batch it came in, and in a batch of at
+// most len(events) events a slot cannot change hands 65,536 times.
+func clientToken(slot int, gen uint16) uint64 {
+	return uint64(gen)<<slotBits | uint64(slot)
+}
+
+// tokenSlot reads the slot and generation back out of a client's token.
+func tokenSlot(token uint64) (slot int, gen uint16) {
+	return int(token & (1<<slotBits - 1)), uint16(token >> slotBits)
 }
 
 // free marks an unused slot. The article marks one with descriptor 0 and
@@ -511,9 +560,9 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	}
 	slot := slotOf(clients, free)
 	if slot < 0 {
-		// The article prints "connection refused" here and never closes the
-		// descriptor, so every refused client leaks one. This one is told
-		// why, then closed.
+		// The article prints "connection refused" on the server's terminal
+		// and closes the descriptor, so the client sees its connection open
+		// and then end, with no reason given. This one is told why.
 		writeAll(fd, []byte("server full\n"))
 		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
 		unix.Close(fd)
