@@ -19,12 +19,10 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -50,6 +48,9 @@ func main() {
 	log.SetFlags(log.Ltime)
 	if *maxClients < 1 {
 		log.Fatalf("bad -max %d: the pool needs at least one slot", *maxClients)
+	}
+	if *maxClients > maxSlots {
+		log.Fatalf("bad -max %d: a udata token has room for %d slots", *maxClients, maxSlots)
 	}
 	newHandler, ok := handlers[*handlerName]
 	if !ok {
@@ -134,6 +135,7 @@ type Server struct {
 	spare     int // see acceptClient
 	clients   []client
 	buf       []byte // what each read fills; lent to OnReceive
+	chunks    chunkPool
 
 	// changes are the registrations the loop has decided on since the last
 	// kevent call. They are handed to the next call as its changelist, so
@@ -186,8 +188,8 @@ func (s *Server) run() {
 			case sweepToken:
 				s.sweep()
 			default:
-				slot, gen := int(uint32(ev.Udata)), uint32(ev.Udata>>32)
-				if s.clients[slot].gen != gen {
+				slot, ok := s.current(ev.Udata)
+				if !ok {
 					// The client this event was queued for has gone since,
 					// and its slot may already hold somebody else. With a
 					// read and a write filter per client this is common: a
@@ -273,7 +275,7 @@ func (c Client) Send(p []byte) error {
 		}
 		p = p[n:]
 	}
-	cl.queue.Write(p)
+	cl.queue.write(p, &c.srv.chunks)
 	return nil
 }
 
@@ -368,11 +370,7 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // listenTCP opens one listening socket for every address the host in addr
-// resolves to, all on the same port: with port 0, the port the kernel picks
-// for the first address is asked for on the others. An address this machine
-// cannot bind (no IPv6, say) is logged and skipped; any other failure, such
-// as a port in use, stops the server, which should not quietly serve half of
-// what it was asked to.
+// resolves to, all on the same port.
 func listenTCP(addr string) ([]int, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -386,12 +384,32 @@ func listenTCP(addr string) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
 	}
+	// With port 0 the kernel picks the first listener's port from those free
+	// in its family, and the others ask for the same number. In the other
+	// family it can be taken (even by a connection lingering in TIME_WAIT);
+	// then all are closed and opened again on a fresh pick.
+	for try := 1; ; try++ {
+		listeners, err := listenAll(ips, portNum)
+		if portNum == 0 && errors.Is(err, unix.EADDRINUSE) && try < 10 {
+			continue
+		}
+		return listeners, err
+	}
+}
+
+// listenAll opens a listener on each address, all on port (with port 0, on
+// the port the kernel picks for the first). An address this machine cannot
+// bind (no IPv6, say) is skipped, with a line in the log if any other worked;
+// any other failure, such as a port in use, stops the server, which should
+// not quietly serve half of what it was asked to.
+func listenAll(ips []net.IP, port int) ([]int, error) {
 	var listeners []int
+	var skipped []error
 	for _, ip := range ips {
-		fd, err := listenOn(&net.TCPAddr{IP: ip, Port: portNum})
+		fd, err := listenOn(&net.TCPAddr{IP: ip, Port: port})
 		switch {
 		case errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EAFNOSUPPORT):
-			log.Printf("skipping %v", err)
+			skipped = append(skipped, err)
 			continue
 		case err != nil:
 			for _, fd := range listeners {
@@ -400,13 +418,16 @@ func listenTCP(addr string) ([]int, error) {
 			return nil, err
 		}
 		listeners = append(listeners, fd)
-		if portNum == 0 {
+		if port == 0 {
 			sa, _ := unix.Getsockname(fd)
-			portNum = portOf(sa)
+			port = portOf(sa)
 		}
 	}
 	if len(listeners) == 0 {
-		return nil, fmt.Errorf("listen tcp %q: no address of %v could be bound", addr, ips)
+		return nil, skipped[0] // a failed start says one thing: the first
+	}
+	for _, err := range skipped {
+		log.Printf("skipping %v", err)
 	}
 	return listeners, nil
 }
@@ -442,10 +463,11 @@ func listenOn(tcpAddr *net.TCPAddr) (int, error) {
 	// Without SO_REUSEADDR a restarted server cannot bind its port while
 	// connections from its previous run linger in TIME_WAIT.
 	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	// An IPv6 socket on Linux also accepts IPv4 connections by default (as
-	// ::ffff:127.0.0.1), so it would claim the IPv4 port too and the IPv4
-	// listener's bind would fail; the BSDs default to IPv6 only. Saying
-	// IPV6_V6ONLY makes every system behave the same: one socket per family.
+	// An IPv6 socket on Linux and macOS also accepts IPv4 connections by
+	// default (as ::ffff:127.0.0.1), so a wildcard one would claim the IPv4
+	// port too and the IPv4 listener's bind would fail; FreeBSD, NetBSD and
+	// OpenBSD default to IPv6 only (ip6(4)). Saying IPV6_V6ONLY makes every
+	// system behave the same: one socket per family.
 	if err == nil && family == unix.AF_INET6 {
 		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
 	}
@@ -684,11 +706,11 @@ type client struct {
 	addr string // where it connected from, for the logs
 	gen  uint32 // how many times the slot has changed hands; see clientToken
 
-	handler Handler      // made for this client by the factory
-	queue   bytes.Buffer // sent, but not yet taken by the socket
-	err     error        // a write that failed, to be reported (see settle)
-	closing string       // why the client is to be closed once its queue is empty
-	last    time.Time    // when a byte last went in or out, for the idle sweep
+	handler Handler   // made for this client by the factory
+	queue   sendQueue // sent, but not yet taken by the socket
+	err     error     // a write that failed, to be reported (see settle)
+	closing string    // why the client is to be closed once its queue is empty
+	last    time.Time // when a byte last went in or out, for the idle sweep
 
 	// What the kernel has been told: whether EVFILT_WRITE is registered,
 	// whether EVFILT_READ is disabled because the queue is full, and
@@ -696,16 +718,25 @@ type client struct {
 	writing, paused, readDone bool
 }
 
-// The tokens of what is not a client. No client token can be equal to them
-// while the table has fewer than 2^32-3 slots.
+// A token has to fit in udata, which is as wide as a pointer (it is a void *
+// in C): 64 bits on amd64 and arm64, but 32 on a 32-bit system such as
+// freebsd/386, which would hand a wider token back cut short. So a client's
+// token is 32 bits: the slot number in the low 16, the slot's generation in
+// the high 16. That makes room for maxSlots clients.
 const (
-	stopToken     = math.MaxUint64     // the signal pipe
-	listenerToken = math.MaxUint64 - 1 // every listening socket
-	sweepToken    = math.MaxUint64 - 2 // the idle timer
+	slotBits = 16
+	maxSlots = 1<<slotBits - 3
 )
 
-// clientToken is the udata of the client in slot: the slot number in the low
-// 32 bits and the slot's generation in the high 32. Both of a client's
+// The tokens of what is not a client. No client token can be equal to them:
+// it would need slot number maxSlots or above.
+const (
+	stopToken     = 1<<32 - 1 // the signal pipe
+	listenerToken = 1<<32 - 2 // every listening socket
+	sweepToken    = 1<<32 - 3 // the idle timer
+)
+
+// clientToken is the udata of the client in slot. Both of a client's
 // filters carry it.
 //
 // The article puts a pointer to the client's record in udata. A Go program
@@ -714,9 +745,29 @@ const (
 // a table the program keeps is just as direct. But a slot is reused, so an
 // event queued for its old client could be taken for the new one; the
 // generation, bumped every time a client leaves, tells them apart. (Go's own
-// network poller guards its descriptors the same way.)
+// network poller guards its descriptors the same way.) Sixteen bits are
+// plenty: closing a descriptor removes its pending events (kevent(2)), so an
+// event can only be stale within the batch it came in, and in a batch of at
+// most len(events) events a slot cannot change hands 65,536 times.
+//
+// The same goes for the loop's own lists of tokens (changes, touched): they
+// live for one batch. A Client, though, is the handler's to keep, for as
+// long as it likes, so it holds the whole 32-bit generation.
 func clientToken(slot int, gen uint32) uint64 {
-	return uint64(gen)<<32 | uint64(slot)
+	return uint64(uint16(gen))<<slotBits | uint64(slot)
+}
+
+// tokenSlot reads the slot and generation back out of a client's token.
+func tokenSlot(token uint64) (slot int, gen uint16) {
+	return int(token & (1<<slotBits - 1)), uint16(token >> slotBits)
+}
+
+// current returns the slot a client's token names, and whether that slot
+// still holds the client the token was made for.
+func (s *Server) current(token uint64) (slot int, ok bool) {
+	slot, gen := tokenSlot(token)
+	c := &s.clients[slot]
+	return slot, c.fd != free && uint16(c.gen) == gen
 }
 
 // free marks an unused slot. The article marks one with descriptor 0 and
@@ -861,18 +912,98 @@ func (s *Server) endOfInput(slot int) {
 // when EVFILT_WRITE reports room in the socket's send buffer.
 func (s *Server) flush(slot int) {
 	c := &s.clients[slot]
-	n, err := unix.Write(c.fd, c.queue.Bytes())
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		return
-	case err != nil:
-		c.err = err
-		return
+	for c.queue.Len() > 0 {
+		front := c.queue.front()
+		n, err := unix.Write(c.fd, front)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return
+		case err != nil:
+			c.err = err
+			return
+		}
+		c.queue.consume(n, &s.chunks)
+		c.last = time.Now()
+		if n < len(front) {
+			return // the socket's buffer is full; EVFILT_WRITE will say when
+		}
 	}
-	c.queue.Next(n)
-	c.last = time.Now()
-	if c.queue.Len() == 0 {
-		c.queue = bytes.Buffer{} // a client with nothing queued holds no buffer
+}
+
+// chunkSize is the unit send queues are made of.
+const chunkSize = 64 << 10
+
+// A sendQueue holds what was sent to a client and not yet taken by its
+// socket, in chunks of chunkSize. Spent chunks go back to a pool the server
+// keeps, and new ones come from it, so a queue that fills and drains all day
+// allocates nothing, and the memory it holds follows the bytes it holds.
+// (A single growing slice would leave a trail of discarded copies for the
+// garbage collector: megabytes of memory for a queue of one.)
+type sendQueue struct {
+	chunks [][]byte // each filled from the start; the last may be part full
+	off    int      // how much of the first chunk has been sent
+	n      int      // bytes queued
+}
+
+func (q *sendQueue) Len() int { return q.n }
+
+// write appends p to the queue.
+func (q *sendQueue) write(p []byte, pool *chunkPool) {
+	for len(p) > 0 {
+		last := len(q.chunks) - 1
+		if last < 0 || len(q.chunks[last]) == chunkSize {
+			q.chunks = append(q.chunks, pool.get())
+			last++
+		}
+		chunk := q.chunks[last]
+		n := copy(chunk[len(chunk):chunkSize], p)
+		q.chunks[last] = chunk[:len(chunk)+n]
+		p = p[n:]
+		q.n += n
+	}
+}
+
+// front is the queue's oldest bytes, up to a chunk of them.
+func (q *sendQueue) front() []byte { return q.chunks[0][q.off:] }
+
+// consume drops the n oldest bytes, which the socket has taken.
+func (q *sendQueue) consume(n int, pool *chunkPool) {
+	q.off += n
+	q.n -= n
+	for len(q.chunks) > 0 && q.off == len(q.chunks[0]) {
+		pool.put(q.chunks[0])
+		q.chunks = slices.Delete(q.chunks, 0, 1)
+		q.off = 0
+	}
+}
+
+// release gives back the chunks of a client that is gone.
+func (q *sendQueue) release(pool *chunkPool) {
+	for _, chunk := range q.chunks {
+		pool.put(chunk)
+	}
+	*q = sendQueue{}
+}
+
+// A chunkPool keeps spent chunks for the next queue that needs one, up to
+// maxSpare of them (two full queues at the default -queue); beyond that
+// they are left to the garbage collector.
+type chunkPool struct{ spare [][]byte }
+
+const maxSpare = 32
+
+func (p *chunkPool) get() []byte {
+	if n := len(p.spare); n > 0 {
+		chunk := p.spare[n-1]
+		p.spare = p.spare[:n-1]
+		return chunk
+	}
+	return make([]byte, 0, chunkSize)
+}
+
+func (p *chunkPool) put(chunk []byte) {
+	if len(p.spare) < maxSpare {
+		p.spare = append(p.spare, chunk[:0])
 	}
 }
 
@@ -885,10 +1016,10 @@ func (s *Server) settle() {
 	for len(s.touched) > 0 {
 		token := s.touched[len(s.touched)-1]
 		s.touched = s.touched[:len(s.touched)-1]
-		slot, gen := int(uint32(token)), uint32(token>>32)
+		slot, ok := s.current(token)
 		c := &s.clients[slot]
 		switch {
-		case c.fd == free || c.gen != gen:
+		case !ok:
 			// Closed already.
 		case c.err != nil:
 			s.broken(slot, c.err)
@@ -991,6 +1122,7 @@ func (s *Server) closeClient(slot int, reason string) {
 		discardInput(c.fd, s.buf)
 	}
 	unix.Close(c.fd)
+	c.queue.release(&s.chunks)
 	// The handler is told last, while the Client still knows its address;
 	// Send and Disconnect already do nothing.
 	c.closing = reason
