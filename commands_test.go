@@ -13,12 +13,14 @@ package workbook_test
 //	                       and PORT (its parts), ADDR4 and ADDR6 (first IPv4 and IPv6
 //	                       TCP listener) and SOCK (first UNIX socket), for the
 //	                       listeners seen so far. A server still running at the end
-//	                       of the script is killed; that is fine.
+//	                       of the script is killed; that is fine, but if it logged a
+//	                       panic or a data race (under go test -race) the script fails.
 //	listening tcp4|tcp6|unix
 //	                       wait for a `listening on` line of that kind and set its
 //	                       variable (for servers with more than one listener)
 //	signal [INT|TERM]      send the signal (default INT), wait for the server to exit
-//	                       and require exit status 0; `! signal` requires non-zero
+//	                       and require exit status 0; `! signal` requires non-zero.
+//	                       (Not `stop`: that is testscript's, and ends the script.)
 //	log [-count N] REGEXP  the server's stderr has a line matching REGEXP: waits for it
 //	                       (the server logs as it goes); with -count, exactly N such
 //	                       lines. `! log REGEXP`: no such line now (use after signal
@@ -102,6 +104,7 @@ var commands = map[string]func(ts *testscript.TestScript, neg bool, args []strin
 
 // A session is one script's state: the stage, its server and its clients.
 type session struct {
+	t       testscript.T
 	stage   stage
 	binary  string
 	server  *server
@@ -112,7 +115,7 @@ type session struct {
 type sessionKey struct{}
 
 func startSession(env *testscript.Env, st stage, binary string) {
-	s := &session{stage: st, binary: binary, clients: map[string]*client{}}
+	s := &session{t: env.T(), stage: st, binary: binary, clients: map[string]*client{}}
 	env.Values[sessionKey{}] = s
 	env.Defer(s.end)
 }
@@ -122,16 +125,28 @@ func sessionOf(ts *testscript.TestScript) *session {
 }
 
 // end releases what the script left open: the server is killed (the script
-// has already checked whatever it wanted to), the connections closed.
+// has already checked whatever it wanted to), the connections closed. A
+// server that panicked, or that the race detector caught, fails the script
+// even if no command noticed.
 func (s *session) end() {
-	if s.server != nil {
-		s.server.kill()
-	}
 	for _, c := range s.clients {
 		c.conn.Close()
 	}
 	for _, c := range s.idle {
 		c.conn.Close()
+	}
+	srv := s.server
+	if srv == nil {
+		return
+	}
+	srv.kill()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for i, line := range srv.stderr {
+		if strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "WARNING: DATA RACE") {
+			report := srv.stderr[i:min(len(srv.stderr), i+60)]
+			s.t.Fatal("the server reported:\n\t" + strings.Join(report, "\n\t"))
+		}
 	}
 }
 
@@ -294,7 +309,7 @@ func (srv *server) logTail() string {
 func (srv *server) kill() {
 	if srv.cmd.Process != nil && !srv.hasExited() {
 		srv.cmd.Process.Kill()
-		srv.waitUntil(func() bool { return srv.exited })
+		srv.waitUntil(func() bool { return srv.exited && srv.stderrEOF })
 	}
 }
 
