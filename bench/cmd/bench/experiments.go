@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 )
 
 // idleLoad is experiment 1, with experiment 3 (memory) riding along: one
@@ -21,7 +23,7 @@ import (
 // which would drown the difference this experiment is about.
 func (r *runner) idleLoad(t *target) {
 	steps := r.plan.IdleConns
-	r.prog.step(t.Name, "idle load: starting")
+	r.prog.step(t.Name, "idle load: N=0")
 	restore := pinOnly(0)
 	defer restore()
 	p, err := r.start(t, "idle", false)
@@ -51,10 +53,18 @@ func (r *runner) idleLoad(t *target) {
 		idle = append(idle, more...)
 		if err != nil {
 			res.Limit = fmt.Sprintf("held %d idle clients, then: %v", len(idle), err)
+			res.Held = len(idle)
 			if !p.alive() {
 				res.Limit += " (the server exited)"
 			}
+			if why := refusal(p.log.Name()); why != "" {
+				res.Limit += "; server log: " + why
+			}
 			r.results.Idle = append(r.results.Idle, res)
+			if last := steps[len(steps)-1]; n <= last {
+				r.results.Memory = append(r.results.Memory, MemoryResult{Server: t.Name, Kind: t.Kind, Conns: last,
+					Note: fmt.Sprintf("cannot hold %d clients (%d at most here)", last, len(idle))})
+			}
 			r.prog.skip(len(steps) - 1 - i)
 			return
 		}
@@ -86,6 +96,21 @@ func (r *runner) idleLoad(t *target) {
 	}
 }
 
+// refusal finds the line in a server's log where it first turned a client
+// away, so a limit is reported in the server's own words.
+func refusal(logName string) string {
+	b, err := os.ReadFile(logName)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if l := strings.ToLower(line); strings.Contains(l, "refus") || strings.Contains(l, "full") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
 // throughput is experiment 2: closed-loop echo with many clients and two
 // message sizes, on a server with default settings or limited to one core.
 func (r *runner) throughput(t *target, oneCore bool) {
@@ -94,7 +119,8 @@ func (r *runner) throughput(t *target, oneCore bool) {
 		cores, phase = "one core", "throughput-1core"
 	}
 	cells := len(r.plan.Clients) * len(r.plan.Sizes)
-	r.prog.step(t.Name, phase+": starting")
+	cell := func(clients, size int) string { return fmt.Sprintf("%s: %d clients × %d B", phase, clients, size) }
+	r.prog.step(t.Name, cell(r.plan.Clients[0], r.plan.Sizes[0]))
 	p, err := r.start(t, phase, oneCore)
 	if err != nil {
 		r.note("%s: %s not measured: %v", t.Name, phase, err)
@@ -113,7 +139,7 @@ func (r *runner) throughput(t *target, oneCore bool) {
 		conns, err := openMany(p.addr, t.Welcome, clients)
 		for _, size := range r.plan.Sizes {
 			if done > 0 {
-				r.prog.step(t.Name, fmt.Sprintf("%s: %d clients × %d B", phase, clients, size))
+				r.prog.step(t.Name, cell(clients, size))
 			}
 			done++
 			res := ThroughputResult{Server: t.Name, Kind: t.Kind, Cores: cores, Clients: clients, MsgBytes: size}
@@ -122,11 +148,7 @@ func (r *runner) throughput(t *target, oneCore bool) {
 				r.results.Throughput = append(r.results.Throughput, res)
 				continue
 			}
-			lr := closedLoop(conns, size, newWindow(r.plan.Warmup, r.plan.LoadTime), 0)
-			res.RPS = float64(lr.done) / lr.seconds
-			res.P50us = micros(lr.hist.ValueAtQuantile(50))
-			res.P99us = micros(lr.hist.ValueAtQuantile(99))
-			res.Errors = lr.errors
+			lr := r.repeat(conns, size, &res)
 			if lr.firstErr != nil {
 				res.Note = fmt.Sprintf("%d clients failed, first: %v", lr.errors, lr.firstErr)
 				// The loop may have left bytes in flight: start the
@@ -143,6 +165,41 @@ func (r *runner) throughput(t *target, oneCore bool) {
 			return
 		}
 	}
+}
+
+// repeat measures one throughput cell: a warm-up, then plan.Reps timed runs
+// back to back. Requests/s is the median run, so one run disturbed by
+// something else on the machine does not set the figure; the spread is kept
+// beside it. Percentiles come from all runs together.
+func (r *runner) repeat(conns []net.Conn, size int, res *ThroughputResult) loadResult {
+	var (
+		all  = loadResult{hist: newHistogram()}
+		rate []float64
+	)
+	for i := range r.plan.Reps {
+		warmup := time.Duration(0)
+		if i == 0 {
+			warmup = r.plan.Warmup
+		}
+		lr := closedLoop(conns, size, newWindow(warmup, r.plan.LoadTime), 0)
+		all.hist.Merge(lr.hist)
+		all.done += lr.done
+		all.errors += lr.errors
+		if lr.firstErr != nil {
+			all.firstErr = lr.firstErr
+			break
+		}
+		rate = append(rate, float64(lr.done)/lr.seconds)
+	}
+	if len(rate) > 0 {
+		slices.Sort(rate)
+		res.RPS = rate[len(rate)/2]
+		res.RPSMin, res.RPSMax = rate[0], rate[len(rate)-1]
+	}
+	res.P50us = micros(all.hist.ValueAtQuantile(50))
+	res.P99us = micros(all.hist.ValueAtQuantile(99))
+	res.Errors = all.errors
+	return all
 }
 
 // syscalls is experiment 4: a fixed number of echoes while strace counts

@@ -33,7 +33,8 @@ type plan struct {
 	IdleTime    time.Duration // ping-pong time measured per step
 	Clients     []int         // throughput: concurrent clients
 	Sizes       []int         // throughput: message sizes in bytes
-	LoadTime    time.Duration // throughput: measured time per cell
+	LoadTime    time.Duration // throughput: measured time per repetition
+	Reps        int           // throughput: repetitions per cell (the median is reported)
 	Warmup      time.Duration // discarded before every measurement
 	StraceConns int           // syscall count: clients ...
 	StraceMsgs  int           // ... and round trips each
@@ -43,12 +44,12 @@ type plan struct {
 var plans = map[string]plan{
 	"full": {
 		IdleConns: []int{0, 100, 1000, 10000}, IdleTime: 2 * time.Second,
-		Clients: []int{50, 300, 1000}, Sizes: []int{64, 4096}, LoadTime: 1500 * time.Millisecond,
+		Clients: []int{50, 300, 1000}, Sizes: []int{64, 4096}, LoadTime: 700 * time.Millisecond, Reps: 3,
 		Warmup: 300 * time.Millisecond, StraceConns: 10, StraceMsgs: 1000, Timeout: 20 * time.Minute,
 	},
 	"quick": {
 		IdleConns: []int{0, 100, 1000}, IdleTime: 250 * time.Millisecond,
-		Clients: []int{50}, Sizes: []int{64, 4096}, LoadTime: 250 * time.Millisecond,
+		Clients: []int{50}, Sizes: []int{64, 4096}, LoadTime: 250 * time.Millisecond, Reps: 1,
 		Warmup: 50 * time.Millisecond, StraceConns: 4, StraceMsgs: 200, Timeout: 3 * time.Minute,
 	},
 }

@@ -52,6 +52,7 @@ type IdleResult struct {
 	P99us      float64 `json:"p99_us"`
 	RoundTrips int64   `json:"round_trips"`
 	Limit      string  `json:"limit,omitempty"` // why N idle clients could not be measured
+	Held       int     `json:"held,omitempty"`  // and how many the server did hold
 }
 
 type MemoryResult struct {
@@ -61,6 +62,7 @@ type MemoryResult struct {
 	RSSBeforeKiB int64   `json:"rss_before_kib"`
 	RSSAfterKiB  int64   `json:"rss_after_kib"`
 	BytesPerConn float64 `json:"bytes_per_client"`
+	Note         string  `json:"note,omitempty"` // why it was not measured
 }
 
 type ThroughputResult struct {
@@ -69,7 +71,9 @@ type ThroughputResult struct {
 	Cores    string  `json:"cores"` // "default" or "one core"
 	Clients  int     `json:"clients"`
 	MsgBytes int     `json:"message_bytes"`
-	RPS      float64 `json:"requests_per_s"`
+	RPS      float64 `json:"requests_per_s"` // median of the repetitions
+	RPSMin   float64 `json:"requests_per_s_min"`
+	RPSMax   float64 `json:"requests_per_s_max"`
 	P50us    float64 `json:"p50_us"`
 	P99us    float64 `json:"p99_us"`
 	Errors   int64   `json:"failed_clients"`
@@ -134,7 +138,7 @@ func evaluateGoals(r *Results) {
 					Server: t.Name, Value: fmt.Sprintf("%.2fx", ratio), Met: ratio <= 1.25})
 			}
 			for _, m := range r.Memory {
-				if m.Server == t.Name {
+				if m.Server == t.Name && m.Note == "" {
 					r.Goals = append(r.Goals, Goal{Goal: fmt.Sprintf("<= 1 KiB per idle client (at %d)", m.Conns),
 						Server: t.Name, Value: fmt.Sprintf("%.0f B", m.BytesPerConn), Met: m.BytesPerConn <= 1024})
 				}
@@ -180,9 +184,17 @@ func printTable(w io.Writer, r *Results) {
 		for _, n := range r.Plan.IdleConns {
 			cells = append(cells, idleCell(r, t.Name, n))
 		}
+		// The ratio compares the largest N the server held with none.
 		ratio := "-"
-		if p0, pN := r.idleP50(t.Name, 0), r.idleP50(t.Name, maxN); p0 > 0 && pN > 0 {
-			ratio = fmt.Sprintf("%.2fx", pN/p0)
+		for i := len(r.Plan.IdleConns) - 1; i > 0; i-- {
+			n := r.Plan.IdleConns[i]
+			if p0, pN := r.idleP50(t.Name, 0), r.idleP50(t.Name, n); p0 > 0 && pN > 0 {
+				ratio = fmt.Sprintf("%.2fx", pN/p0)
+				if n != maxN {
+					ratio += fmt.Sprintf(" (N=%d)", n)
+				}
+				break
+			}
 		}
 		row(append(cells, ratio)...)
 	}
@@ -193,64 +205,77 @@ func printTable(w io.Writer, r *Results) {
 		}
 	}
 
-	fmt.Fprintf(w, "\n2. Throughput: closed-loop echo, requests/s (p99 µs); one core = %s\n", r.OneCore)
-	head = []string{"server", "cores", "size"}
-	for _, c := range r.Plan.Clients {
-		head = append(head, fmt.Sprintf("%d clients", c))
-	}
-	row(head...)
-	for _, t := range r.Servers {
-		for _, cores := range []string{"default", "one core"} {
-			for _, size := range r.Plan.Sizes {
-				cells := []string{t.Name, cores, fmt.Sprintf("%d B", size)}
-				any := false
-				for _, c := range r.Plan.Clients {
-					cell := "-"
-					for _, x := range r.Throughput {
-						if x.Server == t.Name && x.Cores == cores && x.MsgBytes == size && x.Clients == c {
-							any = true
-							cell = fmt.Sprintf("%.0f (%.0f)", x.RPS, x.P99us)
-							if x.Note != "" {
-								cell = "failed"
-								if x.RPS > 0 {
-									cell = fmt.Sprintf("%.0f (%.0f)*", x.RPS, x.P99us)
+	if len(r.Throughput) > 0 {
+		fmt.Fprintf(w, "\n2. Throughput: closed-loop echo, requests/s (p99 µs); one core = %s\n", r.OneCore)
+		head = []string{"server", "cores", "size"}
+		for _, c := range r.Plan.Clients {
+			head = append(head, fmt.Sprintf("%d clients", c))
+		}
+		row(head...)
+		for _, t := range r.Servers {
+			for _, cores := range []string{"default", "one core"} {
+				for _, size := range r.Plan.Sizes {
+					cells := []string{t.Name, cores, fmt.Sprintf("%d B", size)}
+					any := false
+					for _, c := range r.Plan.Clients {
+						cell := "-"
+						for _, x := range r.Throughput {
+							if x.Server == t.Name && x.Cores == cores && x.MsgBytes == size && x.Clients == c {
+								any = true
+								cell = fmt.Sprintf("%.0f (%.0f)", x.RPS, x.P99us)
+								if x.Note != "" {
+									cell = "failed"
+									if x.RPS > 0 {
+										cell = fmt.Sprintf("%.0f (%.0f)*", x.RPS, x.P99us)
+									}
 								}
 							}
 						}
+						cells = append(cells, cell)
 					}
-					cells = append(cells, cell)
-				}
-				if any {
-					row(cells...)
+					if any {
+						row(cells...)
+					}
 				}
 			}
 		}
-	}
-	tw.Flush()
-	for _, x := range r.Throughput {
-		if x.Note != "" {
-			fmt.Fprintf(w, "   %s, %s, %d clients, %d B: %s\n", x.Server, x.Cores, x.Clients, x.MsgBytes, x.Note)
+		tw.Flush()
+		for _, x := range r.Throughput {
+			if x.Note != "" {
+				fmt.Fprintf(w, "   %s, %s, %d clients, %d B: %s\n", x.Server, x.Cores, x.Clients, x.MsgBytes, x.Note)
+			}
 		}
+
 	}
 
-	fmt.Fprintf(w, "\n3. Memory per idle client (resident set of the server)\n")
-	row("server", "clients", "RSS before", "RSS after", "per client")
-	for _, m := range r.Memory {
-		row(m.Server, strconv.Itoa(m.Conns), fmt.Sprintf("%d KiB", m.RSSBeforeKiB), fmt.Sprintf("%d KiB", m.RSSAfterKiB),
-			fmt.Sprintf("%.0f B", m.BytesPerConn))
-	}
-	tw.Flush()
-
-	fmt.Fprintf(w, "\n4. System calls per echoed 64 B message (strace -c -f, all threads)\n")
-	row("server", "messages", "syscalls", "per message", "top calls per message")
-	for _, s := range r.Syscalls {
-		if s.Note != "" {
-			row(s.Server, "-", "-", "-", s.Note)
-			continue
+	if len(r.Memory) > 0 {
+		fmt.Fprintf(w, "\n3. Memory per idle client (resident set of the server)\n")
+		row("server", "clients", "RSS before", "RSS after", "per client")
+		for _, m := range r.Memory {
+			if m.Note != "" {
+				row(m.Server, strconv.Itoa(m.Conns), "-", "-", m.Note)
+				continue
+			}
+			row(m.Server, strconv.Itoa(m.Conns), fmt.Sprintf("%d KiB", m.RSSBeforeKiB), fmt.Sprintf("%d KiB", m.RSSAfterKiB),
+				fmt.Sprintf("%.0f B", m.BytesPerConn))
 		}
-		row(s.Server, strconv.FormatInt(s.Messages, 10), strconv.FormatInt(s.Calls, 10), fmt.Sprintf("%.2f", s.PerMessage), s.TopText)
+		tw.Flush()
+
 	}
-	tw.Flush()
+
+	if len(r.Syscalls) > 0 {
+		fmt.Fprintf(w, "\n4. System calls per echoed 64 B message (strace -c -f, all threads)\n")
+		row("server", "messages", "syscalls", "per message", "top calls per message")
+		for _, s := range r.Syscalls {
+			if s.Note != "" {
+				row(s.Server, "-", "-", "-", s.Note)
+				continue
+			}
+			row(s.Server, strconv.FormatInt(s.Messages, 10), strconv.FormatInt(s.Calls, 10), fmt.Sprintf("%.2f", s.PerMessage), s.TopText)
+		}
+		tw.Flush()
+
+	}
 
 	if len(r.Goals) > 0 {
 		fmt.Fprintf(w, "\nGoals (reported, not asserted)\n")
@@ -274,7 +299,7 @@ func idleCell(r *Results, server string, n int) string {
 	for _, x := range r.Idle {
 		if x.Server == server && x.Idle == n {
 			if x.Limit != "" {
-				return "limit"
+				return fmt.Sprintf("limit %d", x.Held)
 			}
 			return fmt.Sprintf("%.1f / %.1f", x.P50us, x.P99us)
 		}
@@ -298,9 +323,9 @@ func writeResults(dir string, r *Results) ([]string, error) {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	tables := map[string][][]string{
 		"idle.csv": {{"server", "kind", "idle_clients", "p50_us", "p99_us", "round_trips", "limit"}},
-		"throughput.csv": {{"server", "kind", "cores", "clients", "message_bytes", "requests_per_s", "p50_us", "p99_us",
-			"failed_clients", "note"}},
-		"memory.csv":   {{"server", "kind", "idle_clients", "rss_before_kib", "rss_after_kib", "bytes_per_client"}},
+		"throughput.csv": {{"server", "kind", "cores", "clients", "message_bytes", "requests_per_s", "requests_per_s_min",
+			"requests_per_s_max", "p50_us", "p99_us", "failed_clients", "note"}},
+		"memory.csv":   {{"server", "kind", "idle_clients", "rss_before_kib", "rss_after_kib", "bytes_per_client", "note"}},
 		"syscalls.csv": {{"server", "kind", "messages", "syscalls", "per_message", "top", "note"}},
 	}
 	for _, x := range r.Idle {
@@ -309,11 +334,11 @@ func writeResults(dir string, r *Results) ([]string, error) {
 	}
 	for _, x := range r.Throughput {
 		tables["throughput.csv"] = append(tables["throughput.csv"], []string{x.Server, x.Kind, x.Cores, strconv.Itoa(x.Clients),
-			strconv.Itoa(x.MsgBytes), f(x.RPS), f(x.P50us), f(x.P99us), strconv.FormatInt(x.Errors, 10), x.Note})
+			strconv.Itoa(x.MsgBytes), f(x.RPS), f(x.RPSMin), f(x.RPSMax), f(x.P50us), f(x.P99us), strconv.FormatInt(x.Errors, 10), x.Note})
 	}
 	for _, x := range r.Memory {
 		tables["memory.csv"] = append(tables["memory.csv"], []string{x.Server, x.Kind, strconv.Itoa(x.Conns),
-			strconv.FormatInt(x.RSSBeforeKiB, 10), strconv.FormatInt(x.RSSAfterKiB, 10), f(x.BytesPerConn)})
+			strconv.FormatInt(x.RSSBeforeKiB, 10), strconv.FormatInt(x.RSSAfterKiB, 10), f(x.BytesPerConn), x.Note})
 	}
 	for _, x := range r.Syscalls {
 		tables["syscalls.csv"] = append(tables["syscalls.csv"], []string{x.Server, x.Kind, strconv.FormatInt(x.Messages, 10),

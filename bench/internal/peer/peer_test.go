@@ -13,20 +13,27 @@ import (
 
 var starts = map[string]Start{"net": StartNet, "gnet": StartGnet, "epoll": StartEpoll}
 
+// startPeer starts one peer on a free loopback port, for a parallel subtest.
+func startPeer(t *testing.T, name string) Server {
+	t.Helper()
+	t.Parallel()
+	if name == "epoll" && runtime.GOOS != "linux" {
+		t.Skip("epoll is Linux-only")
+	}
+	srv, err := starts[name]("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
 // TestEcho checks the one promise every peer makes: what a client sends comes
 // back unchanged, to many clients at once, including replies larger than a
 // socket buffer takes in one write (which exercises the pending path).
 func TestEcho(t *testing.T) {
-	for name, start := range starts {
+	for name := range starts {
 		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			if name == "epoll" && runtime.GOOS != "linux" {
-				t.Skip("epoll is Linux-only")
-			}
-			srv, err := start("127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv := startPeer(t, name)
 			defer func() {
 				if err := srv.Close(); err != nil {
 					t.Error(err)
@@ -38,7 +45,7 @@ func TestEcho(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					size := 64 << (i % 15) // 64 B .. 1 MiB
-					if err := roundTrip(srv.Addr(), size); err != nil {
+					if err := roundTrip(srv.Addr(), size, i); err != nil {
 						t.Errorf("client %d, %d bytes: %v", i, size, err)
 					}
 				}()
@@ -48,7 +55,7 @@ func TestEcho(t *testing.T) {
 	}
 }
 
-func roundTrip(addr string, size int) error {
+func roundTrip(addr string, size, client int) error {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return err
@@ -57,7 +64,7 @@ func roundTrip(addr string, size int) error {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	want := make([]byte, size)
 	for i := range want {
-		want[i] = byte(i * 7)
+		want[i] = byte(i*7 + client)
 	}
 	// Write and read at the same time: a reply this large does not fit in
 	// the socket buffers, so a client that wrote everything first would
@@ -77,19 +84,55 @@ func roundTrip(addr string, size int) error {
 	return nil
 }
 
-// TestCloseWithClients checks that Close returns while clients are still
-// connected, and that those clients then see the connection end.
-func TestCloseWithClients(t *testing.T) {
-	for name, start := range starts {
+// TestSlowReader: a client that does not read its replies makes the server
+// keep them aside while it serves others; what it keeps must be its own copy
+// of those bytes, not a view of a buffer the next client's data lands in.
+func TestSlowReader(t *testing.T) {
+	for name := range starts {
 		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			if name == "epoll" && runtime.GOOS != "linux" {
-				t.Skip("epoll is Linux-only")
-			}
-			srv, err := start("127.0.0.1:0")
+			srv := startPeer(t, name)
+			defer srv.Close()
+			slow, err := net.Dial("tcp", srv.Addr())
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer slow.Close()
+			// A fixed small receive buffer: 16 MiB of replies cannot fit
+			// in it and the server's send buffer together.
+			if err := slow.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+				t.Fatal(err)
+			}
+			slow.SetDeadline(time.Now().Add(30 * time.Second))
+			want := bytes.Repeat([]byte("slow"), 4<<20)
+			werr := make(chan error, 1)
+			go func() { _, err := slow.Write(want); werr <- err }()
+
+			// Meanwhile other clients keep the server busy.
+			for i := range 50 {
+				if err := roundTrip(srv.Addr(), 64<<10, i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(slow, got); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-werr; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatal("the slow client's echo differs from what it sent")
+			}
+		})
+	}
+}
+
+// TestCloseWithClients checks that Close returns while clients are still
+// connected, and that those clients then see the connection end.
+func TestCloseWithClients(t *testing.T) {
+	for name := range starts {
+		t.Run(name, func(t *testing.T) {
+			srv := startPeer(t, name)
 			c, err := net.Dial("tcp", srv.Addr())
 			if err != nil {
 				t.Fatal(err)
