@@ -31,9 +31,7 @@ func TestCloseFreesEverything(t *testing.T) {
 	if _, err := Kevent(kq, changes[:], nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	queues.RLock()
-	q := queues.byFd[kq]
-	queues.RUnlock()
+	q := lookup(kq)
 	q.mu.Lock()
 	owned := []int{kq, q.timers[1].tfd, q.clear[0], q.clear[1]}
 	q.mu.Unlock()
@@ -55,10 +53,7 @@ func TestCloseFreesEverything(t *testing.T) {
 			t.Errorf("descriptor %d still open after Close", fd)
 		}
 	}
-	queues.RLock()
-	left := queues.byFd[kq]
-	queues.RUnlock()
-	if left == q {
+	if lookup(kq) == q {
 		t.Error("the queue's bookkeeping is still registered")
 	}
 	if q.files != nil || q.timers != nil || q.pending != nil {

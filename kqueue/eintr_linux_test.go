@@ -24,15 +24,19 @@ func TestEINTRKeepsChanges(t *testing.T) {
 	kq := newQueue(t)
 	a, b := socketPair(t)
 	// Catch SIGUSR1 so that it interrupts instead of killing the test.
-	caught := make(chan os.Signal, 1)
-	signal.Notify(caught, unix.SIGUSR1)
-	defer signal.Stop(caught)
+	// The handler stays for the rest of the run: a late signal must
+	// never find the default action (exit) in place.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGUSR1)
 
+	// The signals go to this goroutine's own thread, and it keeps the
+	// thread until every signal sent has been delivered.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tid := unix.Gettid()
 	var done atomic.Bool
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		// Until the wait below returns: a signal that arrives before
 		// the thread is inside epoll_wait interrupts nothing.
 		for !done.Load() {
@@ -44,6 +48,8 @@ func TestEINTRKeepsChanges(t *testing.T) {
 	kqueue.EV_SET(&c, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0, 9)
 	n, err := kqueue.Kevent(kq, []kqueue.Kevent_t{c}, make([]kqueue.Kevent_t, 1), nil)
 	done.Store(true)
+	<-stopped
+	unix.Getpid() // the last signal, if still pending, is delivered on the way back
 	if !isErrno(err, unix.EINTR) {
 		t.Fatalf("Kevent = %d, %v; want EINTR", n, err)
 	}

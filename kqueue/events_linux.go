@@ -48,14 +48,12 @@ func (q *queue) drainClear(i int, events []Kevent_t, n int) int {
 	if n == len(events) || q.clear[i] < 0 {
 		return n // still ready next time: clear[i] is level-triggered in epfd
 	}
-	buf := getEpollBuf()
-	defer putEpollBuf(buf)
-	room := min(len(events)-n, len(*buf))
-	got, err := unix.EpollWait(q.clear[i], (*buf)[:room], 0)
+	room := min(len(events)-n, len(q.clearBuf))
+	got, err := unix.EpollWait(q.clear[i], q.clearBuf[:room], 0)
 	if err != nil {
 		return n
 	}
-	for _, ev := range (*buf)[:got] {
+	for _, ev := range q.clearBuf[:got] {
 		st := q.file(int(ev.Fd))
 		if st == nil || st.gen != uint32(ev.Pad)>>2 {
 			continue
@@ -89,6 +87,7 @@ func (q *queue) emit(kn *knote, bits uint32, events []Kevent_t, n int) int {
 	if n == len(events) {
 		kn.queued, kn.bits = true, bits
 		q.pending = append(q.pending, kn)
+		q.npending.Store(int32(len(q.pending)))
 		return n
 	}
 	if !q.fill(&events[n], kn, bits) {
@@ -130,6 +129,7 @@ func (q *queue) deliverPending(events []Kevent_t) int {
 	rest := copy(q.pending, q.pending[i:])
 	clear(q.pending[rest:])
 	q.pending = q.pending[:rest]
+	q.npending.Store(int32(rest))
 	return n
 }
 

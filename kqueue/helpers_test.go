@@ -189,7 +189,7 @@ func waitOne(t testing.TB, kq int) kqueue.Kevent_t {
 func waitAll(t testing.TB, kq, max int) []kqueue.Kevent_t {
 	t.Helper()
 	evs := make([]kqueue.Kevent_t, max)
-	n, err := kqueue.Kevent(kq, nil, evs, &mustCome)
+	n, err := kevent(kq, evs, &mustCome)
 	if err != nil {
 		t.Fatalf("Kevent: %v", err)
 	}
@@ -203,12 +203,24 @@ func waitAll(t testing.TB, kq, max int) []kqueue.Kevent_t {
 func poll(t testing.TB, kq, max int) []kqueue.Kevent_t {
 	t.Helper()
 	evs := make([]kqueue.Kevent_t, max)
-	zero := unix.Timespec{}
-	n, err := kqueue.Kevent(kq, nil, evs, &zero)
+	n, err := kevent(kq, evs, &unix.Timespec{})
 	if err != nil {
 		t.Fatalf("Kevent: %v", err)
 	}
 	return evs[:n]
+}
+
+// kevent waits for events as an event loop does: a signal that interrupts
+// the wait (EINTR) is no event, so it waits again. The Go runtime signals
+// its own threads now and then, and any of them may be inside kevent.
+// (Retrying with the whole timeout is fine for a test.)
+func kevent(kq int, events []kqueue.Kevent_t, timeout *unix.Timespec) (int, error) {
+	for {
+		n, err := kqueue.Kevent(kq, nil, events, timeout)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
 }
 
 // noEvent fails the test if an event is ready.

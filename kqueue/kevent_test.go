@@ -112,39 +112,66 @@ func TestNilTimeoutBlocks(t *testing.T) {
 	}
 }
 
+// modes are the two ways a filter can report: level-triggered (the
+// default) and EV_CLEAR.
+var modes = []struct {
+	name string
+	flag uint16
+}{{"level", 0}, {"clear", kqueue.EV_CLEAR}}
+
+// readyBoth returns a queue and a socket whose read and write filters have
+// both fired, and the first event of the two, read with room for one.
+func readyBoth(t *testing.T, flag uint16) (kq, b int, first kqueue.Kevent_t) {
+	kq = newQueue(t)
+	a, b := socketPair(t)
+	send(t, a, "x")
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|flag, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|flag, 0, 2)
+	return kq, b, waitAll(t, kq, 1)[0]
+}
+
+func otherFilter(filter int16) int16 {
+	if filter == kqueue.EVFILT_READ {
+		return kqueue.EVFILT_WRITE
+	}
+	return kqueue.EVFILT_READ
+}
+
 // With room for one event and two ready filters on one descriptor, the
 // second is not lost: the next call returns it.
 func TestTwoFiltersOneSlot(t *testing.T) {
 	t.Parallel()
-	kq := newQueue(t)
-	a, b := socketPair(t)
-	send(t, a, "x")
-	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 1)
-	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 2)
-	first := waitAll(t, kq, 1)[0]
-	second := waitAll(t, kq, 1)[0]
-	if first.Filter == second.Filter {
-		t.Fatalf("got %s then %s, want one of each filter", describe(first), describe(second))
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			kq, _, first := readyBoth(t, mode.flag)
+			second := waitAll(t, kq, 1)[0]
+			if second.Filter != otherFilter(first.Filter) {
+				t.Fatalf("got %s then %s, want one of each filter", describe(first), describe(second))
+			}
+		})
 	}
-	noEvent(t, kq)
 }
 
 // "EV_DELETE: Removes the event from the kqueue", and with it an event that
-// had fired but was not yet retrieved.
+// had fired but was not yet retrieved. The filter reported first is still
+// there: a level-triggered one keeps reporting, an EV_CLEAR one does not.
 func TestDeleteDropsPendingEvent(t *testing.T) {
 	t.Parallel()
-	kq := newQueue(t)
-	a, b := socketPair(t)
-	send(t, a, "x")
-	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 1)
-	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 2)
-	first := waitAll(t, kq, 1)[0] // the other one is now pending
-	var other int16 = kqueue.EVFILT_READ
-	if first.Filter == kqueue.EVFILT_READ {
-		other = kqueue.EVFILT_WRITE
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			kq, b, first := readyBoth(t, mode.flag)
+			change(t, kq, b, otherFilter(first.Filter), kqueue.EV_DELETE, 0, 0)
+			if mode.flag == kqueue.EV_CLEAR {
+				noEvent(t, kq)
+				return
+			}
+			for range 2 {
+				expect(t, waitAll(t, kq, 1)[0], b, first.Filter, 0, first.Udata)
+			}
+		})
 	}
-	change(t, kq, b, other, kqueue.EV_DELETE, 0, 0)
-	noEvent(t, kq)
 }
 
 // A disabled filter reports nothing, not even an event that had fired

@@ -16,6 +16,7 @@ package kqueue
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,12 +40,35 @@ const (
 	EV_EOF     = 0x8000
 )
 
-// queues maps each kq descriptor to its bookkeeping. Kevent only reads it,
-// so a read lock is all the hot path pays.
-var queues = struct {
-	sync.RWMutex
-	byFd map[int]*queue
-}{byFd: make(map[int]*queue)}
+// queues maps each kq descriptor to its bookkeeping: a table indexed by
+// the descriptor number. Kqueue and Close replace the table with an updated
+// copy and never change a published one, so Kevent looks its queue up
+// without taking a lock.
+var queues struct {
+	mu    sync.Mutex // serialises Kqueue and Close
+	table atomic.Pointer[[]*queue]
+}
+
+func lookup(kq int) *queue {
+	if t := queues.table.Load(); t != nil && kq >= 0 && kq < len(*t) {
+		return (*t)[kq]
+	}
+	return nil
+}
+
+// publish sets the table's entry for kq and returns the one it replaced.
+// The caller holds queues.mu.
+func publish(kq int, q *queue) (old *queue) {
+	var t []*queue
+	if p := queues.table.Load(); p != nil {
+		t = *p
+	}
+	next := make([]*queue, max(len(t), kq+1))
+	copy(next, t)
+	old, next[kq] = next[kq], q
+	queues.table.Store(&next)
+	return old
+}
 
 // Kqueue creates a new event queue and returns its descriptor. On Linux the
 // descriptor is an epoll instance; close it with Close, not unix.Close, so
@@ -61,14 +85,16 @@ func Kqueue() (kq int, err error) {
 		timers:     make(map[uint64]*knote),
 		timerByTfd: make(map[int32]*knote),
 	}
-	queues.Lock()
+	queues.mu.Lock()
+	old := publish(epfd, q)
+	queues.mu.Unlock()
 	// A number still in the table means its queue was closed with
 	// unix.Close instead of Close; free what is left of it.
-	if old := queues.byFd[epfd]; old != nil {
+	if old != nil {
+		old.mu.Lock()
 		old.release()
+		old.mu.Unlock()
 	}
-	queues.byFd[epfd] = q
-	queues.Unlock()
 	return epfd, nil
 }
 
@@ -76,52 +102,67 @@ func Kqueue() (kq int, err error) {
 // events, following kevent(2): a nil timeout waits for ever, a zero one
 // polls, a positive one waits at most that long. A change that fails is
 // reported as an EV_ERROR entry in events while there is room, and returned
-// as the error when there is not.
+// as the error when there is not. On error n is -1, as on the native path
+// (where it is the system call's own -1); EINTR comes back as an error, as
+// it does from kevent(2), with the changes applied.
 func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
-	queues.RLock()
-	q := queues.byFd[kq]
-	queues.RUnlock()
+	q := lookup(kq)
 	if q == nil {
-		return 0, unix.EBADF
+		return -1, unix.EBADF
 	}
 
-	q.mu.Lock()
-	if q.closed {
+	// In a steady loop there are no changes and nothing pending: no
+	// need to lock before the wait.
+	if len(changes) > 0 || q.npending.Load() > 0 {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return -1, unix.EBADF
+		}
+		var stop bool
+		n, stop, err = q.applyChanges(changes, events)
+		if stop {
+			q.mu.Unlock()
+			return n, err
+		}
+		// Events that fired in an earlier call but did not fit come
+		// first.
+		n = q.deliverPending(events)
 		q.mu.Unlock()
-		return 0, unix.EBADF
 	}
-	n, stop, err := q.applyChanges(changes, events)
-	if stop {
-		q.mu.Unlock()
-		return n, err
-	}
-	// Events that fired in an earlier call but did not fit come first.
-	n = q.deliverPending(events)
-	q.mu.Unlock()
 
 	if n == len(events) {
 		return n, nil
 	}
 	msec, deadline, err := waitTime(timeout)
 	if err != nil {
-		return n, err
+		return -1, err
 	}
 	if n > 0 {
 		msec = 0 // something to return already: only collect what is ready
 	}
-	buf := getEpollBuf()
-	defer putEpollBuf(buf)
+	// The queue's own buffer, unless another goroutine is waiting on
+	// the same queue with it right now.
+	buf := &q.waitBuf
+	if !q.waiting.CompareAndSwap(false, true) {
+		buf = new([len(q.waitBuf)]unix.EpollEvent)
+	} else {
+		defer q.waiting.Store(false)
+	}
 	for {
-		room := min(len(events)-n, len(*buf))
-		got, err := unix.EpollWait(q.epfd, (*buf)[:room], msec)
+		room := min(len(events)-n, len(buf))
+		got, err := unix.EpollWait(q.epfd, buf[:room], msec)
+		if err != nil && n > 0 {
+			return n, nil // events from the pending list are the answer
+		}
 		if err != nil {
 			// EINTR included: kevent(2) returns it too, with the
 			// changes already applied.
-			return n, err
+			return -1, err
 		}
 		q.mu.Lock()
 		if !q.closed {
-			n = q.translate((*buf)[:got], events, n)
+			n = q.translate(buf[:got], events, n)
 		}
 		q.mu.Unlock()
 		// Every epoll event may have been for a knote that is gone by
@@ -140,10 +181,9 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 // Close closes the queue and frees everything the emulation keeps for it:
 // the epoll instance, its timers and the bookkeeping.
 func Close(kq int) error {
-	queues.Lock()
-	q := queues.byFd[kq]
-	delete(queues.byFd, kq)
-	queues.Unlock()
+	queues.mu.Lock()
+	q := publish(kq, nil)
+	queues.mu.Unlock()
 	if q != nil {
 		q.mu.Lock()
 		q.release()
@@ -181,14 +221,3 @@ func msecUntil(deadline time.Time) int {
 	ms := (d + time.Millisecond - 1) / time.Millisecond
 	return int(min(ms, math.MaxInt32))
 }
-
-// epollBufs recycles the buffers epoll_wait fills, so that a steady event
-// loop allocates nothing. Each call takes its own: two goroutines may wait
-// on one queue at once.
-var epollBufs = sync.Pool{New: func() any {
-	b := make([]unix.EpollEvent, 128)
-	return &b
-}}
-
-func getEpollBuf() *[]unix.EpollEvent  { return epollBufs.Get().(*[]unix.EpollEvent) }
-func putEpollBuf(b *[]unix.EpollEvent) { epollBufs.Put(b) }

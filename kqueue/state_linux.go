@@ -5,6 +5,7 @@ package kqueue
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,9 +35,14 @@ type queue struct {
 	timerByTfd map[int32]*knote  // by the timerfd that drives it
 	gen        uint32            // last generation handed out
 	pending    []*knote          // fired, but did not fit in the caller's list
+	npending   atomic.Int32      // len(pending), for Kevent to read without the lock
 	timerBuf   [8]byte           // a timerfd's expiration count is read here
 	pollBuf    [1]unix.PollFd    // for re-checking a pending level knote
 	diag       diag              // for listening AF_UNIX sockets' Data
+
+	waitBuf  [128]unix.EpollEvent // what epoll_wait on epfd fills
+	waiting  atomic.Bool          // waitBuf is in use
+	clearBuf [128]unix.EpollEvent // what epoll_wait on clear[i] fills, under mu
 }
 
 // knote is one registration, named by (ident, filter) as in the kernel.
@@ -218,4 +224,5 @@ func (q *queue) release() {
 		}
 	}
 	q.files, q.timers, q.timerByTfd, q.pending = nil, nil, nil, nil
+	q.npending.Store(0)
 }
