@@ -107,11 +107,15 @@ func run(mode, stages, peers, only, out, workbook string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	if err := raiseFileLimit(p); err != nil {
+	limitNotes, err := fitFileLimit(&p)
+	if err != nil {
 		return err
 	}
 
 	r := newRunner(p, mode, benchDir, workbook, tmp)
+	for _, n := range limitNotes {
+		r.note("%s", n)
+	}
 	// Bounded in time whatever happens, and no server outlives us.
 	watchdog := time.AfterFunc(p.Timeout, func() { r.abort(fmt.Sprintf("gave up after %v", p.Timeout)) })
 	defer watchdog.Stop()

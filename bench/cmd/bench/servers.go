@@ -313,24 +313,38 @@ func rssKiB(pid int) (int64, error) {
 	return strconv.ParseInt(string(bytes.TrimSpace(out)), 10, 64)
 }
 
-// raiseFileLimit lifts the soft descriptor limit to what the plan needs: the
-// idle clients and the busiest throughput step at once, plus room.
-func raiseFileLimit(p plan) error {
-	need := uint64(slices.Max(p.IdleConns) + slices.Max(p.Clients) + 256)
+// fitFileLimit raises the soft limit on open files to what the plan needs:
+// the most clients held at once (idle clients plus the active one, or the
+// busiest throughput step), plus room for probes and the runtime. Where the
+// hard limit is lower it drops the steps that cannot fit, and says so.
+func fitFileLimit(p *plan) (notes []string, err error) {
+	const room = 256
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
+		return nil, err
 	}
-	// The fields are int64 on some BSDs and uint64 elsewhere.
+	hard := uint64(lim.Max) // int64 on some BSDs, uint64 elsewhere
+	fits := func(n int) bool { return uint64(n+1+room) <= hard }
+	for len(p.IdleConns) > 1 && !fits(slices.Max(p.IdleConns)) {
+		notes = append(notes, fmt.Sprintf("skipped %d idle clients: the open-file hard limit is %d (ulimit -Hn)", p.IdleConns[len(p.IdleConns)-1], hard))
+		p.IdleConns = p.IdleConns[:len(p.IdleConns)-1]
+	}
+	for len(p.Clients) > 1 && !fits(slices.Max(p.Clients)) {
+		notes = append(notes, fmt.Sprintf("skipped %d clients: the open-file hard limit is %d (ulimit -Hn)", p.Clients[len(p.Clients)-1], hard))
+		p.Clients = p.Clients[:len(p.Clients)-1]
+	}
+	need := uint64(max(slices.Max(p.IdleConns)+1, slices.Max(p.Clients)) + room)
+	if need > hard {
+		return notes, fmt.Errorf("need %d open files but the hard limit is %d: raise it (ulimit -Hn)", need, hard)
+	}
 	if uint64(lim.Cur) >= need {
-		return nil
+		return notes, nil
 	}
-	if uint64(lim.Max) < need {
-		return fmt.Errorf("need %d open files but the hard limit is %d: raise it (ulimit -Hn) or use -mode quick", need, lim.Max)
-	}
-	lim.Cur = lim.Max
-	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	setLimit(&lim.Cur, need)
+	return notes, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 }
+
+func setLimit[T int64 | uint64](field *T, v uint64) { *field = T(v) }
 
 // describeMachine names the machine a result came from.
 func describeMachine() Machine {
