@@ -20,18 +20,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A pinger does one round trip per call: x writes a byte, the loop waits
-// until y is readable, reads it and writes it back, waits until x is
+// A pinger does one round trip per call: x writes a message, the loop
+// waits until y is readable, reads it and writes it back, waits until x is
 // readable and reads the echo.
 type pinger interface{ round() }
 
 func BenchmarkPingPong(b *testing.B) {
 	for _, loop := range []struct {
 		name string
-		make func(testing.TB) pinger
+		make func(testing.TB, int) pinger
 	}{{"kqueue", newKqueuePinger}, {"epoll", newEpollPinger}} {
 		b.Run(loop.name, func(b *testing.B) {
-			p := loop.make(b)
+			p := loop.make(b, 1)
 			b.ReportAllocs()
 			for b.Loop() {
 				p.round()
@@ -40,8 +40,15 @@ func BenchmarkPingPong(b *testing.B) {
 	}
 }
 
+// The ratio for one-byte messages, the worst case for the emulation, and
+// for 4 KiB ones, where reading and writing take a larger share.
 func BenchmarkPingPongRatio(b *testing.B) {
-	kq, ep := newKqueuePinger(b), newEpollPinger(b)
+	b.Run("1B", func(b *testing.B) { benchRatio(b, 1) })
+	b.Run("4KiB", func(b *testing.B) { benchRatio(b, 4096) })
+}
+
+func benchRatio(b *testing.B, size int) {
+	kq, ep := newKqueuePinger(b, size), newEpollPinger(b, size)
 	const block = 500
 	var kqTime, epTime time.Duration
 	timed := func(p pinger, rounds int) time.Duration {
@@ -71,8 +78,8 @@ type kqueuePinger struct {
 	buf    []byte
 }
 
-func newKqueuePinger(tb testing.TB) pinger {
-	p := &kqueuePinger{tb: tb, kq: newQueue(tb), events: make([]kqueue.Kevent_t, 8), buf: make([]byte, 1)}
+func newKqueuePinger(tb testing.TB, size int) pinger {
+	p := &kqueuePinger{tb: tb, kq: newQueue(tb), events: make([]kqueue.Kevent_t, 8), buf: make([]byte, size)}
 	p.x, p.y = socketPair(tb)
 	change(tb, p.kq, p.x, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
 	change(tb, p.kq, p.y, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
@@ -88,7 +95,7 @@ func (p *kqueuePinger) round() {
 
 func (p *kqueuePinger) wait(fd int) {
 	n, err := kqueue.Kevent(p.kq, nil, p.events, nil)
-	if err != nil || n != 1 || p.events[0].Ident != uint64(fd) || p.events[0].Data != 1 {
+	if err != nil || n != 1 || p.events[0].Ident != uint64(fd) || p.events[0].Data != int64(len(p.buf)) {
 		p.tb.Fatalf("Kevent = %d, %v: %s", n, err, describeAll(p.events[:max(n, 0)]))
 	}
 	if _, err := unix.Read(fd, p.buf); err != nil {
@@ -104,13 +111,13 @@ type epollPinger struct {
 	buf    []byte
 }
 
-func newEpollPinger(tb testing.TB) pinger {
+func newEpollPinger(tb testing.TB, size int) pinger {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	closeLater(tb, epfd)
-	p := &epollPinger{tb: tb, epfd: epfd, events: make([]unix.EpollEvent, 8), buf: make([]byte, 1)}
+	p := &epollPinger{tb: tb, epfd: epfd, events: make([]unix.EpollEvent, 8), buf: make([]byte, size)}
 	p.x, p.y = socketPair(tb)
 	for _, fd := range []int{p.x, p.y} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
