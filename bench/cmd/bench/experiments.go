@@ -61,10 +61,9 @@ func (r *runner) idleLoad(t *target) {
 				res.Limit += "; server log: " + why
 			}
 			r.results.Idle = append(r.results.Idle, res)
-			if last := steps[len(steps)-1]; n <= last {
-				r.results.Memory = append(r.results.Memory, MemoryResult{Server: t.Name, Kind: t.Kind, Conns: last,
-					Note: fmt.Sprintf("cannot hold %d clients (%d at most here)", last, len(idle))})
-			}
+			last := steps[len(steps)-1]
+			r.results.Memory = append(r.results.Memory, MemoryResult{Server: t.Name, Kind: t.Kind, Conns: last,
+				Note: fmt.Sprintf("cannot hold %d clients (%d at most here)", last, len(idle))})
 			r.prog.skip(len(steps) - 1 - i)
 			return
 		}

@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,10 @@ func main() {
 	out := flag.String("out", "", "results `directory` (default results, or results/quick in quick mode)")
 	workbook := flag.String("workbook", "", "workbook root `directory` (default: the parent of the bench module)")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "bench: unexpected argument %q (see -h)\n", flag.Arg(0))
+		os.Exit(2)
+	}
 	if err := run(*mode, *stages, *peers, *only, *out, *workbook); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -130,6 +135,7 @@ func run(mode, stages, peers, only, out, workbook string) error {
 
 	res := r.results
 	res.Command = strings.Join(append([]string{"bench"}, os.Args[1:]...), " ")
+	res.Commit = workbookCommit(workbook)
 	targets := r.buildAll(split(stages), split(peers))
 	r.prog.setTotal(countSteps(p, exps, targets))
 	for _, t := range targets {
@@ -163,6 +169,20 @@ func run(mode, stages, peers, only, out, workbook string) error {
 	}
 	fmt.Printf("\nwrote %s\n", strings.Join(append(files, charts...), ", "))
 	return nil
+}
+
+// workbookCommit names the code measured: the workbook's commit, marked
+// "+changes" when the working tree differs from it.
+func workbookCommit(dir string) string {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown (not a git checkout)"
+	}
+	commit := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		commit += "+changes"
+	}
+	return commit
 }
 
 // countSteps is the number of progress steps the run will take: one per

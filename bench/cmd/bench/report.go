@@ -17,6 +17,7 @@ import (
 type Results struct {
 	Date       string             `json:"date"`
 	Command    string             `json:"command"`
+	Commit     string             `json:"workbook_commit"`
 	Mode       string             `json:"mode"`
 	Elapsed    string             `json:"elapsed"`
 	Machine    Machine            `json:"machine"`
@@ -162,8 +163,8 @@ func evaluateGoals(r *Results) {
 
 // printTable writes the human-readable report.
 func printTable(w io.Writer, r *Results) {
-	fmt.Fprintf(w, "\nbench -mode %s on %s, %d cores, %s, %s; %s (took %s)\n",
-		r.Mode, r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Date, r.Elapsed)
+	fmt.Fprintf(w, "\nbench -mode %s on %s, %d cores, %s, %s; workbook %s; %s (took %s)\n",
+		r.Mode, r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Commit, r.Date, r.Elapsed)
 	if l, err := strconv.ParseFloat(r.Machine.LoadAtStart, 64); err == nil && l >= 0.5 {
 		fmt.Fprintf(w, "warning: the load average was %s when the run began: other work shares the CPUs, so treat the figures with care\n",
 			r.Machine.LoadAtStart)
