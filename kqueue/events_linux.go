@@ -78,6 +78,9 @@ func (q *queue) fileReady(st *fdState, instance int, bits uint32, events []Keven
 // emit writes the kevent for a knote that fired into events[n], or queues
 // it when the list is full, and returns the new count.
 func (q *queue) emit(kn *knote, bits uint32, events []Kevent_t, n int) int {
+	if q.skip != 0 && kn.sent == q.skip {
+		return n // reported from the pending list in this very call
+	}
 	if kn.queued {
 		// Already waiting: a level-triggered registration reports
 		// again each time until the event is delivered.
@@ -108,6 +111,7 @@ func (q *queue) emit(kn *knote, bits uint32, events []Kevent_t, n int) int {
 // deliverPending writes queued events to the front of events. The caller
 // holds q.mu.
 func (q *queue) deliverPending(events []Kevent_t) int {
+	q.call++
 	n, i := 0, 0
 	for ; i < len(q.pending) && n < len(events); i++ {
 		kn := q.pending[i]
@@ -124,7 +128,9 @@ func (q *queue) deliverPending(events []Kevent_t) int {
 				continue
 			}
 		}
-		n = q.emit(kn, bits, events, n)
+		if m := q.emit(kn, bits, events, n); m > n {
+			kn.sent, n = q.call, m
+		}
 	}
 	rest := copy(q.pending, q.pending[i:])
 	clear(q.pending[rest:])

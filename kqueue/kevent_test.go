@@ -155,6 +155,29 @@ func TestTwoFiltersOneSlot(t *testing.T) {
 	}
 }
 
+// A knote is reported at most once per call, even when its event waited
+// from an earlier call and fires again in this one.
+func TestNoDuplicateAfterShortList(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			kq, _, first := readyBoth(t, mode.flag)
+			evs := waitAll(t, kq, 4)
+			seen := map[int16]bool{}
+			for _, ev := range evs {
+				if seen[ev.Filter] {
+					t.Fatalf("after %s: %s reports a filter twice", describe(first), describeAll(evs))
+				}
+				seen[ev.Filter] = true
+			}
+			if !seen[otherFilter(first.Filter)] {
+				t.Fatalf("after %s: %s lacks the other filter", describe(first), describeAll(evs))
+			}
+		})
+	}
+}
+
 // "EV_DELETE: Removes the event from the kqueue", and with it an event that
 // had fired but was not yet retrieved. The filter reported first is still
 // there: a level-triggered one keeps reporting, an EV_CLEAR one does not.

@@ -110,6 +110,7 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 	if q == nil {
 		return -1, unix.EBADF
 	}
+	var delivered uint64 // names the knotes delivered from the pending list
 
 	// In a steady loop there are no changes and nothing pending: no
 	// need to lock before the wait.
@@ -128,6 +129,9 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 		// Events that fired in an earlier call but did not fit come
 		// first.
 		n = q.deliverPending(events)
+		if n > 0 {
+			delivered = q.call
+		}
 		q.mu.Unlock()
 	}
 
@@ -162,7 +166,11 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 		}
 		q.mu.Lock()
 		if !q.closed {
+			// A knote already reported from the pending list is
+			// not reported again in the same call.
+			q.skip = delivered
 			n = q.translate(buf[:got], events, n)
+			q.skip = 0
 		}
 		q.mu.Unlock()
 		// Every epoll event may have been for a knote that is gone by

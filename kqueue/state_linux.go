@@ -36,6 +36,8 @@ type queue struct {
 	gen        uint32            // last generation handed out
 	pending    []*knote          // fired, but did not fit in the caller's list
 	npending   atomic.Int32      // len(pending), for Kevent to read without the lock
+	call       uint64            // counts deliverPending's runs, to name a batch
+	skip       uint64            // the batch translate must not report again
 	timerBuf   [8]byte           // a timerfd's expiration count is read here
 	pollBuf    [1]unix.PollFd    // for re-checking a pending level knote
 	diag       diag              // for listening AF_UNIX sockets' Data
@@ -56,6 +58,7 @@ type knote struct {
 	live    bool   // false once deleted: stale pointers to it are ignored
 	queued  bool   // waiting in queue.pending
 	bits    uint32 // the epoll events that made a queued knote fire
+	sent    uint64 // the batch of pending events that last reported it
 
 	file *fdState // EVFILT_READ and EVFILT_WRITE
 	tfd  int      // EVFILT_TIMER: its timerfd
