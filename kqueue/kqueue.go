@@ -16,6 +16,10 @@
 // FreeBSD kevent(2) manual page; kqueue/README.md lists every feature, how
 // Linux provides it, and where the two still differ.
 //
+// Kevent returns the number of events it stored, or -1 and an error. As in
+// C, EINTR is one of those errors: a signal arrived while the call waited.
+// The changes passed in were applied all the same; call again to wait.
+//
 // The constants carry each system's real values: EVFILT_READ is -1 on most
 // BSDs but 0 on NetBSD, so compare filters with ==, never as bit masks.
 // NetBSD has no EV_RECEIPT; code that uses it does not build there.
