@@ -75,7 +75,7 @@ func (q *queue) applyFile(c *Kevent_t) error {
 		}
 		return unix.EBADF
 	}
-	if st != nil && (st.dev != stat.Dev || st.ino != stat.Ino) {
+	if st != nil && !st.is(&stat) {
 		q.forget(st) // closed without EV_DELETE, and the number reused
 		st = nil
 	}
@@ -222,6 +222,17 @@ func (q *queue) openClear(instance int) error {
 	}
 	q.clear[instance-1] = fd
 	return nil
+}
+
+// is reports whether stat describes the file st's filters were added for.
+func (st *fdState) is(stat *unix.Stat_t) bool {
+	return st.dev == stat.Dev && st.ino == stat.Ino
+}
+
+// sameFile reports whether st's descriptor still refers to that file.
+func (st *fdState) sameFile() bool {
+	var stat unix.Stat_t
+	return unix.Fstat(st.fd, &stat) == nil && st.is(&stat)
 }
 
 // probe finds out what kind of descriptor fd is, so that an event's Data

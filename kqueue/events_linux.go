@@ -119,6 +119,12 @@ func (q *queue) deliverPending(events []Kevent_t) int {
 		if !kn.live || !kn.enabled {
 			continue // deleted or disabled since: its event goes too
 		}
+		if kn.file != nil && !kn.file.sameFile() {
+			// The descriptor was closed since, and its events
+			// went with it; its number may name a new file now.
+			q.forget(kn.file)
+			continue
+		}
 		bits := kn.bits
 		if kn.file != nil && kn.flags&EV_CLEAR == 0 {
 			// A level-triggered event stands only while its

@@ -178,6 +178,23 @@ func TestNoDuplicateAfterShortList(t *testing.T) {
 	}
 }
 
+// An event that fired but was not yet retrieved goes with its descriptor
+// when the descriptor is closed, even if the number is reused at once.
+func TestCloseDropsPendingEvent(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			kq, b, _ := readyBoth(t, mode.flag)
+			c, _ := socketPair(t)
+			if err := unix.Dup2(c, b); err != nil { // closes the old b
+				t.Fatal(err)
+			}
+			noEvent(t, kq)
+		})
+	}
+}
+
 // "EV_DELETE: Removes the event from the kqueue", and with it an event that
 // had fired but was not yet retrieved. The filter reported first is still
 // there: a level-triggered one keeps reporting, an EV_CLEAR one does not.
