@@ -330,3 +330,36 @@ func TestTimerIdentSeparateFromFd(t *testing.T) {
 	send(t, a, "x")
 	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 1)
 }
+
+// Several goroutines may wait on one queue at once, and another may change
+// it meanwhile: each one-shot event goes to exactly one waiter.
+func TestConcurrentWaiters(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	const waiters = 3
+	got := make(chan uint64, waiters)
+	for range waiters {
+		go func() {
+			evs := make([]kqueue.Kevent_t, 1)
+			n, err := kevent(kq, evs, &mustCome)
+			if err != nil || n != 1 {
+				got <- 0
+				return
+			}
+			got <- evs[0].Udata
+		}()
+	}
+	for i := range waiters {
+		a, b := socketPair(t)
+		change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_ONESHOT, 0, uint64(i+1))
+		send(t, a, "x")
+	}
+	seen := map[uint64]bool{}
+	for range waiters {
+		u := <-got
+		if u == 0 || seen[u] {
+			t.Fatalf("a waiter got udata %d; so far %v", u, seen)
+		}
+		seen[u] = true
+	}
+}
