@@ -33,12 +33,14 @@ func main() {
 		log.Fatalf("bad -max %d: the pool needs at least one slot", *maxClients)
 	}
 
+	// Catch SIGINT and SIGTERM before announcing anything: a signal sent the
+	// moment the "listening on" line appears must find the handler in place.
+	stop := notifyOnSignal()
 	listener, err := listenTCP(*addr)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("listening on tcp %s\n", localAddr(listener))
-	stop := notifyOnSignal()
 	spare := openSpare()
 
 	kq, err := kqueue.Kqueue()

@@ -39,6 +39,9 @@ func main() {
 		log.Fatalf("bad -max %d: the pool needs at least one slot", *maxClients)
 	}
 
+	// Catch SIGINT and SIGTERM before announcing anything: a signal sent the
+	// moment the "listening on" line appears must find the handler in place.
+	stop := notifyOnSignal()
 	listener, err := listenTCP(*addr)
 	if err != nil {
 		log.Fatal(err)
@@ -55,7 +58,6 @@ func main() {
 	if socket != nil {
 		fmt.Printf("listening on unix %s\n", socket.path)
 	}
-	stop := notifyOnSignal()
 	spare := openSpare()
 
 	kq, err := kqueue.Kqueue()

@@ -42,6 +42,9 @@ func main() {
 		log.Fatalf("bad -max %d: the pool needs at least one slot", *maxClients)
 	}
 
+	// Catch SIGINT and SIGTERM before announcing anything: a signal sent the
+	// moment the "listening on" line appears must find the handler in place.
+	stop := notifyOnSignal()
 	listeners, err := listenTCP(*addr)
 	if err != nil {
 		log.Fatal(err)
@@ -61,7 +64,6 @@ func main() {
 		fmt.Printf("listening on unix %s\n", socket.path)
 		listeners = append(listeners, unixListener)
 	}
-	stop := notifyOnSignal()
 	spare := openSpare()
 
 	kq, err := kqueue.Kqueue()

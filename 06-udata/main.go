@@ -45,6 +45,9 @@ func main() {
 		log.Fatalf("bad -max %d: a udata token has room for %d slots", *maxClients, maxSlots)
 	}
 
+	// Catch SIGINT and SIGTERM before announcing anything: a signal sent the
+	// moment the "listening on" line appears must find the handler in place.
+	stop := notifyOnSignal()
 	listeners, err := listenTCP(*addr)
 	if err != nil {
 		log.Fatal(err)
@@ -64,7 +67,6 @@ func main() {
 		fmt.Printf("listening on unix %s\n", socket.path)
 		listeners = append(listeners, unixListener)
 	}
-	stop := notifyOnSignal()
 	spare := openSpare()
 
 	kq, err := kqueue.Kqueue()
