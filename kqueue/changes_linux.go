@@ -93,7 +93,7 @@ func (q *queue) applyFile(c *Kevent_t) error {
 // addFile handles EV_ADD: a new knote, or new udata for an existing one.
 func (q *queue) addFile(fd int, st *fdState, kn *knote, stat *unix.Stat_t, c *Kevent_t) error {
 	if st == nil {
-		st = &fdState{fd: fd, gen: q.nextGen(), dev: stat.Dev, ino: stat.Ino}
+		st = &fdState{fd: fd, gen: q.nextGen(), dev: uint64(stat.Dev), ino: uint64(stat.Ino)}
 		q.setFile(fd, st)
 	}
 	// Every time: a socket may have started listening since.
@@ -226,7 +226,7 @@ func (q *queue) openClear(instance int) error {
 
 // is reports whether stat describes the file st's filters were added for.
 func (st *fdState) is(stat *unix.Stat_t) bool {
-	return st.dev == stat.Dev && st.ino == stat.Ino
+	return st.dev == uint64(stat.Dev) && st.ino == uint64(stat.Ino)
 }
 
 // sameFile reports whether st's descriptor still refers to that file.

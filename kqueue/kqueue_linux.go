@@ -214,8 +214,8 @@ func waitTime(ts *unix.Timespec) (msec int, deadline time.Time, err error) {
 		return 0, time.Time{}, nil
 	}
 	d := time.Duration(math.MaxInt64)
-	if ts.Sec < math.MaxInt64/int64(time.Second)-1 {
-		d = time.Duration(ts.Sec)*time.Second + time.Duration(ts.Nsec)
+	if sec := int64(ts.Sec); sec < math.MaxInt64/int64(time.Second)-1 {
+		d = time.Duration(sec)*time.Second + time.Duration(ts.Nsec)
 	}
 	deadline = time.Now().Add(d)
 	return msecUntil(deadline), deadline, nil
