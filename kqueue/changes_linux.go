@@ -183,6 +183,12 @@ func (q *queue) sync(st *fdState, force int) error {
 			if err = q.openClear(i); err == nil {
 				err = q.ctl(i, unix.EPOLL_CTL_ADD, st, m)
 			}
+			if err == unix.EEXIST {
+				// A registration this package had forgotten,
+				// of a file that stayed open elsewhere and
+				// came back under the same number: take it over.
+				err = q.ctl(i, unix.EPOLL_CTL_MOD, st, m)
+			}
 		case m == 0:
 			err = q.ctl(i, unix.EPOLL_CTL_DEL, st, 0)
 		default:
