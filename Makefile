@@ -3,14 +3,18 @@
 # STAGE, FROM and TO are stage numbers (01, 02, ...); a stage is the directory
 # whose name starts with its number, such as 02-kqueue-basic.
 
-.PHONY: help run test check diff diffs cross ci
+.PHONY: help run test start check diff diffs diffs-write cross ci
 
 # Each verb is documented by its `## ` comment, which `make help` prints.
 help: ## list the verbs
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /	/' | sort | \
-		awk -F'\t' '{ printf "  make %-8s %s\n", $$1, $$2 }'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /	/' | sort | \
+		awk -F'\t' '{ printf "  make %-11s %s\n", $$1, $$2 }'
 	@echo
-	@echo "  STAGE, FROM, TO are stage numbers: make run STAGE=02, make diff FROM=01"
+	@echo "  STAGE, FROM, TO are stage numbers: make run STAGE=02, make diff FROM=01."
+	@echo "  DIR is an exercise's directory, which make start prints. make check also"
+	@echo "  takes RUN=NAME (only the scripts whose names match NAME), EXERCISE=NAME (a"
+	@echo "  smaller exercise's own check) and V=1 (show every session). Without make:"
+	@echo "    WORKBOOK_STAGE=03 WORKBOOK_DIR=work/03-connpool go test -count=1 -run TestStages ."
 
 # The stage directory for a number: $(call stagedir,02) is 02-kqueue-basic.
 stagedir = $(patsubst %/,%,$(firstword $(wildcard $(1)-*/)))
@@ -21,47 +25,50 @@ need = $(if $($(1)),,$(error set $(1), for example: make $@ $(1)=$(2)))
 # Stops with a message unless stage $(1) exists.
 exists = $(if $(call stagedir,$(1)),,$(error no stage $(1); the stages are $(wildcard [0-9][0-9]-*)))
 
-run: ## run a stage: make run STAGE=02 [ARGS='-addr localhost:9000']
+run: ## run a stage: make run STAGE=02 (or DIR=...) [ARGS='-addr localhost:9000']
+ifdef DIR
+	cd $(DIR) && go run . $(ARGS)
+else
 	$(call need,STAGE,02)
 	$(call exists,$(STAGE))
 	go run ./$(call stagedir,$(STAGE)) $(ARGS)
+endif
 
 test: ## run every test, as the README says
 	go test ./...
 
-check: ## check your stage: make check STAGE=03 [DIR=work/03-connpool]
+# An exercise is a directory of its own, by default work/NN-name: make start
+# copies the stage before into it (FROM=NN copies another), or refuses if it
+# is already there.
+start: ## start an exercise: make start STAGE=03 [FROM=03 DIR=work/03-mine]
 	$(call need,STAGE,03)
-	WORKBOOK_STAGE=$(STAGE) WORKBOOK_DIR=$(or $(DIR),work/$(call stagedir,$(STAGE))) \
-		go test -count=1 -parallel 8 -run TestStages .
+	@go run ./internal/cmd/start $(if $(FROM),-from $(FROM)) $(if $(DIR),-dir $(DIR)) $(STAGE)
 
-# stagediff A B prints the unified diff from stage directory A to B, file by
-# file, each headed by the stage's name (and no time stamps).
-stagediff = stagediff() { \
-	for f in $$( (ls -A "$$1"; ls -A "$$2") | sort -u); do \
-		a="$$1/$$f"; b="$$2/$$f"; \
-		[ -e "$$a" ] || a=/dev/null; [ -e "$$b" ] || b=/dev/null; \
-		diff -u --label "$$1/$$f" --label "$$2/$$f" "$$a" "$$b"; \
-		[ $$? -le 1 ] || return 2; \
-	done; \
-}
+# check runs TestStages (workbook_test.go) against the exercise instead of the
+# reference stages: the scripts of stage STAGE and of every stage before it.
+check: ## check your exercise: make check STAGE=03 DIR=work/03-connpool
+	$(call need,STAGE,03)
+	$(call exists,$(STAGE))
+	WORKBOOK_STAGE=$(STAGE) WORKBOOK_DIR=$(or $(DIR),work/$(call stagedir,$(STAGE))) \
+		$(if $(EXERCISE),WORKBOOK_EXERCISE=$(EXERCISE)) \
+		go test -count=1 -parallel 8 $(if $(V),-v) -run 'TestStages$(if $(RUN),//$(RUN))' .
+
+# The diffs: scripts/diffs prints them (only the Go code, each file headed by
+# its stage's name); diffs/ holds them for reading on the code host, linked
+# from the README's stage table, and .ci/run checks that it is up to date.
 
 # The number after stage $(1): $(call next,01) is 02.
 next = $(shell expr $(1) + 1 | awk '{ printf "%02d", $$1 }')
 
 diff: ## show what a stage adds: make diff FROM=01 [TO=02, the next one]
 	$(call need,FROM,01)
-	@$(stagediff); \
-	from=$(call stagedir,$(FROM)); to=$(call stagedir,$(or $(TO),$(call next,$(FROM)))); \
-	test -n "$$from" || { echo "no stage $(FROM)" >&2; exit 2; }; \
-	test -n "$$to" || { echo "no stage $(or $(TO),$(call next,$(FROM))) to compare $$from with" >&2; exit 2; }; \
-	stagediff "$$from" "$$to"
+	@bash scripts/diffs $(FROM) $(or $(TO),$(call next,$(FROM)))
 
 diffs: ## show what every stage adds to the one before
-	@$(stagediff); prev=; \
-	for d in $(patsubst %/,%,$(wildcard [0-9][0-9]-*/)); do \
-		if [ -n "$$prev" ]; then stagediff "$$prev" "$$d" || exit 2; fi; \
-		prev=$$d; \
-	done
+	@bash scripts/diffs
+
+diffs-write: ## write them into diffs/ for the README's links (commit the result)
+	bash scripts/diffs -w diffs
 
 cross: ## vet for every system the workbook runs on (macOS, the BSDs, Linux)
 	bash .ci/run vet
