@@ -25,8 +25,10 @@
 //
 // WORKBOOK_STAGE may be left out when the directory's name starts with the
 // stage number, as work/03-connpool does. WORKBOOK_DIR is relative to the
-// module root, or absolute. -count=1 only makes sure the result is fresh;
-// the test already tells `go test` which files it depends on.
+// module root, or absolute. The test tells `go test` which files it builds,
+// so an edit makes it run again rather than report a cached result; but
+// `go test` only watches files inside the module, hence -count=1 for a
+// directory elsewhere. `make check STAGE=03` runs the same command.
 package workbook_test
 
 import (
