@@ -363,3 +363,27 @@ func TestConcurrentWaiters(t *testing.T) {
 		seen[u] = true
 	}
 }
+
+// A descriptor closed while its file stays open through a duplicate, then
+// given the same number again: the old filters are gone, and a new one
+// works. Not parallel, for the same reason as TestClosedFdChangesFail.
+func TestSameFileBackUnderOldNumber(t *testing.T) {
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	dup, err := unix.Dup(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLater(t, dup)
+	closeNow(t, b)
+	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DISABLE, unix.EBADF) // the number is not open
+	if err := unix.Dup2(dup, b); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(b) }) // closeLater skips a number closeNow closed
+	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DELETE, unix.ENOENT) // went with the close
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 2)
+	send(t, a, "x")
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 2)
+}
