@@ -381,7 +381,8 @@ func TestSameFileBackUnderOldNumber(t *testing.T) {
 	if err := unix.Dup2(dup, b); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(b) })                                      // closeLater skips a number closeNow closed
+	// closeLater skips a number closeNow has closed once.
+	t.Cleanup(func() { unix.Close(b) })
 	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DELETE, unix.ENOENT) // went with the close
 	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 2)
 	send(t, a, "x")
