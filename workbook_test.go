@@ -171,14 +171,15 @@ func build(t *testing.T, st stage) string {
 }
 
 // noteInputs opens the source directories the stage is built from (its own
-// and those of the module's packages it imports, such as kqueue/) and the
-// go.mod and go.sum. The go command builds the stage in a child process, out
-// of sight of `go test`; opening these here puts them on the list of files
-// whose changes make `go test` run the test again instead of reporting a
-// cached result.
+// and those of the local packages it imports, such as kqueue/, even through
+// a replace line as an exercise's go.mod has) and their go.mod and go.sum.
+// The go command builds the stage in a child process, out of sight of
+// `go test`; opening these here puts them on the list of files whose changes
+// make `go test` run the test again instead of reporting a cached result.
 func noteInputs(t *testing.T, dir string) {
-	out := goCmd(t, dir, "list", "-deps", "-f",
-		`{{with .Module}}{{if .Main}}{{$.Dir}}{{"\n"}}{{.GoMod}}{{"\n"}}{{end}}{{end}}`, ".")
+	const local = `{{with .Module}}{{if or .Main (and .Replace (not .Replace.Version))}}` +
+		`{{$.Dir}}{{"\n"}}{{.GoMod}}{{"\n"}}{{end}}{{end}}`
+	out := goCmd(t, dir, "list", "-deps", "-f", local, ".")
 	seen := map[string]bool{}
 	for _, p := range strings.Fields(string(out)) {
 		if seen[p] {
