@@ -515,9 +515,8 @@ func tokenSlot(token uint64) (slot int, gen uint16) {
 const free = -1
 
 // slotOf walks the table for fd's slot, like the article's conn_index, and
-// with free as fd it finds an unused slot. The walk costs one comparison per
-// slot on every event: cheap for ten clients, and the reason stage 06 puts
-// the slot number in the event itself.
+// with free as fd it finds an unused slot. Events no longer need it: their
+// token names the slot. Only a new client still walks, to find a free one.
 func slotOf(clients []client, fd int) int {
 	for i := range clients {
 		if clients[i].fd == fd {
