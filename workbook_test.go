@@ -10,6 +10,7 @@
 //	[since:03]    the stage under test is 03 or later
 //	[greets]      the stage greets new clients with "welcome!\n" (since 03)
 //	[fdlimit:N]   this process may open at least N files (skip if not)
+//	[nc]          nc is the OpenBSD netcat, which has -N (Debian: netcat-openbsd)
 //	[ipv6]        the machine has an IPv6 loopback address
 //
 // The built stage is on PATH as `server`, so a script can run it exactly as a
@@ -42,6 +43,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -234,6 +236,8 @@ func condition(st stage, cond string) (bool, error) {
 		return uint64(lim.Cur) >= uint64(n), nil
 	case "greets":
 		return greets(st), nil
+	case "nc":
+		return ncHasN(), nil
 	case "ipv6":
 		ln, err := net.Listen("tcp6", "[::1]:0")
 		if err != nil {
@@ -242,8 +246,16 @@ func condition(st stage, cond string) (bool, error) {
 		ln.Close()
 		return true, nil
 	}
-	return false, fmt.Errorf("unknown condition; the workbook's are stage:NN, since:NN, greets, fdlimit:N, ipv6")
+	return false, fmt.Errorf("unknown condition; the workbook's are stage:NN, since:NN, greets, fdlimit:N, nc, ipv6")
 }
 
 // greets reports whether the stage sends "welcome!\n" to each new client.
 func greets(st stage) bool { return st.num >= 3 }
+
+// ncHasN reports whether nc is the OpenBSD netcat: its usage (nc -h) lists
+// -N, which shuts down the sending side at the end of the input and which
+// the scripts rely on. Other netcats lack it or mean something else by it.
+var ncHasN = sync.OnceValue(func() bool {
+	out, _ := exec.Command("nc", "-h").CombinedOutput()
+	return regexp.MustCompile(`(?m)^\s*-N\s`).Match(out)
+})
