@@ -52,7 +52,9 @@ package kqueue
 // it is the errno of the change that failed.
 //
 // Udata is the caller's token, stored with the registration and returned
-// unchanged with every event it produces.
+// unchanged with every event it produces. The kernel's udata is as wide as a
+// pointer, so on 32-bit systems only the low 32 bits come back: keep tokens
+// below 1<<32 for code meant to run everywhere.
 type Kevent_t struct {
 	Ident  uint64
 	Filter int16

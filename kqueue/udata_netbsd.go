@@ -23,7 +23,13 @@ func (b *nativeBuffer) put(dst *unix.Kevent_t, src *Kevent_t) {
 	unix.SetKevent(dst, int(src.Ident), int(src.Filter), int(src.Flags))
 	dst.Fflags = src.Fflags
 	dst.Data = src.Data
-	dst.Udata = int64(src.Udata)
+	setUdata(&dst.Udata, src.Udata)
+}
+
+// setUdata stores the token in udata, which is as wide as a pointer: 64 bits
+// on 64-bit systems, 32 on the others, where the upper half is lost.
+func setUdata[T int32 | int64](udata *T, token uint64) {
+	*udata = T(token)
 }
 
 func (b *nativeBuffer) get(dst *Kevent_t, src *unix.Kevent_t) {
