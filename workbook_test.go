@@ -46,6 +46,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kqueue-workbook/workbook/internal/exercise"
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
 )
@@ -56,6 +57,7 @@ type stage struct {
 	num  int    // 1 for 01-select
 	name string // the subtest's name: the stage directory's name
 	dir  string // the directory to build
+	own  bool   // a learner's directory (WORKBOOK_DIR), not a reference stage
 }
 
 // stageName matches a stage directory's name and captures its number.
@@ -66,12 +68,12 @@ func TestStages(t *testing.T) {
 	for _, st := range stages {
 		t.Run(st.name, func(t *testing.T) {
 			t.Parallel()
-			scripts := scriptsUpTo(t, st.num)
+			scripts := scriptsFor(t, st)
 			if len(scripts) == 0 {
 				t.Skipf("no scripts in testdata/ for stage %02d or earlier", st.num)
 			}
 			bin := build(t, st)
-			testscript.Run(t, testscript.Params{
+			runScripts(t, st, testscript.Params{
 				Files: scripts,
 				Setup: func(env *testscript.Env) error {
 					env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
@@ -91,18 +93,13 @@ func stagesUnderTest(t *testing.T) []stage {
 	if dir := os.Getenv("WORKBOOK_DIR"); dir != "" {
 		return []stage{learnerStage(t, dir, os.Getenv("WORKBOOK_STAGE"))}
 	}
-	entries, err := os.ReadDir(".")
+	found, err := exercise.Stages(".")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var stages []stage
-	for _, e := range entries {
-		m := stageName.FindStringSubmatch(e.Name())
-		if m == nil || !e.IsDir() {
-			continue
-		}
-		num, _ := strconv.Atoi(m[1])
-		stages = append(stages, stage{num: num, name: e.Name(), dir: e.Name()})
+	for _, st := range found {
+		stages = append(stages, stage{num: st.Num, name: st.Name, dir: st.Name})
 	}
 	if len(stages) == 0 {
 		t.Skip("no stage directories (NN-name/) at the module root yet")
@@ -130,7 +127,7 @@ func learnerStage(t *testing.T, dir, num string) stage {
 	if !strings.HasPrefix(name, fmt.Sprintf("%02d-", n)) {
 		name = fmt.Sprintf("%02d-%s", n, name)
 	}
-	return stage{num: n, name: name, dir: dir}
+	return stage{num: n, name: name, dir: dir, own: true}
 }
 
 func mustGetwd(t *testing.T) string {
