@@ -181,6 +181,7 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	srv := &server{changed: make(chan struct{})}
 	srv.cmd = exec.Command(s.binary, args...)
+	srv.cmd.Args[0] = "server" // as a learner types it, in the server's own messages
 	srv.cmd.Dir = ts.MkAbs(".")
 	stdout := srv.pipe(ts, &srv.cmd.Stdout, srv.readStdout)
 	stderr := srv.pipe(ts, &srv.cmd.Stderr, srv.readStderr)

@@ -1,0 +1,236 @@
+package workbook_test
+
+// What checking a learner's directory adds to TestStages (make check, see
+// workbook_test.go): which scripts run, a summary at the end that a learner
+// can act on, and the `quiet` command of the exercises' own checks.
+//
+// With WORKBOOK_DIR set, the scripts are those of the stage and every stage
+// before it, plus the learner's own scripts in WORKBOOK_DIR/testdata/*.txt.
+// With WORKBOOK_EXERCISE=NAME as well, only the smaller exercise's check
+// runs: testdata/exercises/NN-*/NAME.txt, NN being the stage.
+//
+//	quiet NAME             nothing has arrived for client NAME so far: no byte,
+//	                       and no end of file. It does not wait; use it after an
+//	                       exchange with another client has shown that the server
+//	                       has moved on since NAME connected.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	commands["quiet"] = cmdQuiet
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	checked.print()
+	os.Exit(code)
+}
+
+// scriptsFor returns the scripts the stage runs: see the top of this file.
+func scriptsFor(t *testing.T, st stage) []string {
+	if !st.own {
+		return scriptsUpTo(t, st.num)
+	}
+	checked.start(st)
+	if name := os.Getenv("WORKBOOK_EXERCISE"); name != "" {
+		return exerciseScripts(t, st.num, name)
+	}
+	own, err := filepath.Glob(filepath.Join(st.dir, "testdata", "*.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(own) > 0 {
+		t.Logf("with your own scripts: %s", strings.Join(own, " "))
+	}
+	return append(scriptsUpTo(t, st.num), own...)
+}
+
+// exerciseScripts returns the check of stage num's exercise called name.
+func exerciseScripts(t *testing.T, num int, name string) []string {
+	pattern := filepath.Join("testdata", "exercises", fmt.Sprintf("%02d-*", num), "*.txt")
+	all, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range all {
+		base := strings.TrimSuffix(filepath.Base(f), ".txt")
+		if base == name {
+			t.Logf("only the check of the exercise %s: %s", name, f)
+			return []string{f}
+		}
+		names = append(names, base)
+	}
+	if len(names) == 0 {
+		t.Fatalf("WORKBOOK_EXERCISE=%s: stage %02d's exercises have no checks of their own; its README says how to check them", name, num)
+	}
+	t.Fatalf("WORKBOOK_EXERCISE=%s: stage %02d has no such exercise check; it has: %s", name, num, strings.Join(names, ", "))
+	return nil
+}
+
+// runScripts runs the scripts as testscript.Run does, and for a learner's
+// directory also notes each script's outcome for the summary.
+func runScripts(t *testing.T, st stage, p testscript.Params) {
+	if !st.own {
+		testscript.Run(t, p)
+		return
+	}
+	if deadline, ok := t.Deadline(); ok && p.Deadline.IsZero() {
+		p.Deadline = deadline
+	}
+	testscript.RunT(checkT{T: t}, p)
+}
+
+// checked is the summary of a check of a learner's directory.
+var checked checkReport
+
+type checkReport struct {
+	mu      sync.Mutex
+	stage   stage
+	started bool
+	results []*scriptResult
+}
+
+// A scriptResult is how one script ended.
+type scriptResult struct {
+	name    string // the subtest's name: the script's file name
+	skipped bool
+	failed  bool
+	where   string // file:line of the failing command, when testscript says
+	why     string // the first line of the failure
+}
+
+func (r *checkReport) start(st stage) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stage, r.started = st, true
+}
+
+func (r *checkReport) add(res *scriptResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.results = append(r.results, res)
+}
+
+// print writes the summary after every test has run, so that it is the last
+// thing a learner sees: how many scripts failed, where, and the first line
+// of why, then how to run one alone.
+func (r *checkReport) print() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.started {
+		return
+	}
+	var failed []*scriptResult
+	ran := 0
+	for _, res := range r.results {
+		if res.failed {
+			failed = append(failed, res)
+		}
+		if !res.skipped {
+			ran++
+		}
+	}
+	st := r.stage
+	fmt.Printf("\n%s, checked as stage %02d: ", st.dir, st.num)
+	if len(r.results) == 0 {
+		fmt.Printf("no script ran; the reason is above (does it build?).\n")
+		return
+	}
+	if len(failed) == 0 {
+		fmt.Printf("all %d scripts passed.\n", ran)
+		return
+	}
+	fmt.Printf("%d of %d scripts failed (each one's session is above):\n", len(failed), ran)
+	slices.SortFunc(failed, func(a, b *scriptResult) int { return strings.Compare(a.where, b.where) })
+	for _, res := range failed {
+		where := res.where
+		if where == "" {
+			where = res.name
+		}
+		fmt.Printf("  %-44s %s\n", where, res.why)
+	}
+	fmt.Printf("One script alone, with its whole session: make check STAGE=%02d DIR=%s RUN=%s V=1\n",
+		st.num, st.dir, failed[0].name)
+}
+
+// checkT is the testscript.T of a check: testscript's own adapter for
+// *testing.T, plus a note of how each script ended.
+type checkT struct {
+	*testing.T
+	res *scriptResult // nil for the stage, which holds the scripts
+}
+
+func (c checkT) Run(name string, f func(testscript.T)) {
+	c.T.Run(name, func(t *testing.T) {
+		res := &scriptResult{name: name}
+		t.Cleanup(func() {
+			res.failed, res.skipped = t.Failed(), t.Skipped()
+			checked.add(res)
+		})
+		f(checkT{T: t, res: res})
+	})
+}
+
+func (c checkT) Verbose() bool { return testing.Verbose() }
+
+// failLine is testscript's line for the command that failed a script.
+var failLine = regexp.MustCompile(`(?m)^FAIL: (\S+:\d+): (.*)$`)
+
+// Log is called with the script's whole session when it ends.
+func (c checkT) Log(args ...any) {
+	if c.res != nil && c.res.where == "" {
+		if m := failLine.FindStringSubmatch(fmt.Sprint(args...)); m != nil {
+			c.res.where, c.res.why = strings.TrimPrefix(m[1], "testdata/"), m[2]
+		}
+	}
+	c.T.Log(args...)
+}
+
+// Fatal is how the harness itself fails a script outside any command: a
+// server that panicked or raced (see session.end).
+func (c checkT) Fatal(args ...any) {
+	if c.res != nil && c.res.why == "" {
+		c.res.why, _, _ = strings.Cut(fmt.Sprint(args...), "\n")
+	}
+	c.T.Fatal(args...)
+}
+
+func cmdQuiet(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "quiet", "")
+	c := clientOf(ts, "quiet", args, 1, "NAME")
+	raw, err := c.conn.(syscall.Conn).SyscallConn()
+	ts.Check(err)
+	// Peek without waiting and without taking anything, so that a later
+	// expect still sees every byte.
+	var buf [64]byte
+	var n int
+	var rerr error
+	ts.Check(raw.Control(func(fd uintptr) {
+		n, _, rerr = unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}))
+	switch {
+	case errors.Is(rerr, unix.EAGAIN):
+		return // nothing there: quiet
+	case rerr != nil:
+		ts.Fatalf("quiet: expected nothing for client %s yet, but its connection %s", c.name, readFailure(rerr))
+	case n == 0:
+		ts.Fatalf("quiet: expected nothing for client %s yet, but the server has closed its connection", c.name)
+	default:
+		ts.Fatalf("quiet: expected nothing for client %s yet, but the server has sent it %s", c.name, quote(buf[:n]))
+	}
+}
