@@ -162,7 +162,7 @@ func (r *checkReport) print() {
 		if where == "" {
 			where = res.name
 		}
-		fmt.Printf("  %-44s %s\n", where, res.why)
+		fmt.Printf("  %s\n      %s\n", where, res.why)
 	}
 	fmt.Printf("One script alone, with its whole session: make check STAGE=%02d DIR=%s RUN=%s V=1\n",
 		st.num, st.dir, failed[0].name)
@@ -188,24 +188,47 @@ func (c checkT) Run(name string, f func(testscript.T)) {
 
 func (c checkT) Verbose() bool { return testing.Verbose() }
 
-// failLine is testscript's line for the command that failed a script.
-var failLine = regexp.MustCompile(`(?m)^FAIL: (\S+:\d+): (.*)$`)
+// failure is testscript's message for the command that failed a script: a
+// FAIL line, and the lines indented below it.
+var failure = regexp.MustCompile(`(?m)^FAIL: (\S+:\d+): (.*(?:\n\t.*)*)`)
 
 // Log is called with the script's whole session when it ends.
 func (c checkT) Log(args ...any) {
 	if c.res != nil && c.res.where == "" {
-		if m := failLine.FindStringSubmatch(fmt.Sprint(args...)); m != nil {
-			c.res.where, c.res.why = strings.TrimPrefix(m[1], "testdata/"), m[2]
+		if m := failure.FindStringSubmatch(fmt.Sprint(args...)); m != nil {
+			c.res.where, c.res.why = strings.TrimPrefix(m[1], "testdata/"), oneLine(m[2])
 		}
 	}
 	c.T.Log(args...)
+}
+
+// oneLine joins the lines of a failure message into one line of at most
+// about two hundred characters, for the summary.
+func oneLine(msg string) string {
+	var b strings.Builder
+	for i, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+			continue
+		case i > 0 && strings.HasSuffix(b.String(), ":"):
+			b.WriteString(" ")
+		case i > 0:
+			b.WriteString("; ")
+		}
+		b.WriteString(line)
+	}
+	if s := b.String(); len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return b.String()
 }
 
 // Fatal is how the harness itself fails a script outside any command: a
 // server that panicked or raced (see session.end).
 func (c checkT) Fatal(args ...any) {
 	if c.res != nil && c.res.why == "" {
-		c.res.why, _, _ = strings.Cut(fmt.Sprint(args...), "\n")
+		c.res.why = oneLine(fmt.Sprint(args...))
 	}
 	c.T.Fatal(args...)
 }

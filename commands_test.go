@@ -80,7 +80,21 @@ import (
 // deadline bounds every wait in the scripts: for the server's first line, an
 // echo, a close, an exit. A correct stage answers within milliseconds; the
 // deadline only decides how long a broken one takes to fail.
-const deadline = 10 * time.Second
+//
+// WORKBOOK_DEADLINE (a duration, such as 30s) replaces it: longer for a slow
+// machine, shorter where a check is meant to fail (the exercise loop test).
+var deadline = deadlineFromEnv(10 * time.Second)
+
+func deadlineFromEnv(d time.Duration) time.Duration {
+	if s := os.Getenv("WORKBOOK_DEADLINE"); s != "" {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
+			fmt.Fprintf(os.Stderr, "WORKBOOK_DEADLINE=%s: want a duration such as 30s\n", s)
+			os.Exit(2)
+		}
+	}
+	return d
+}
 
 var commands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"serve":     cmdServe,
@@ -201,8 +215,10 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		})
 	}()
+	// A server that exits is waited for until its stderr is read to the end,
+	// so that the failure below shows why it exited.
 	ok := srv.waitUntil(func() bool {
-		return len(srv.listeners) > 0 || srv.badStdout != "" || srv.exited && srv.stdoutEOF
+		return len(srv.listeners) > 0 || srv.badStdout != "" || srv.exited && srv.stdoutEOF && srv.stderrEOF
 	})
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
