@@ -97,6 +97,9 @@ func main() {
 		clients:    make([]client, *maxClients), // the connection table: one slot per client
 		buf:        make([]byte, 64<<10),
 	}
+	for i := range srv.clients {
+		srv.clients[i].fd = free
+	}
 	srv.kq, err = kqueue.Kqueue()
 	if err != nil {
 		log.Fatalf("kqueue: %v", err)
@@ -113,9 +116,6 @@ func main() {
 		if err := startSweep(srv.kq, *idle); err != nil {
 			log.Fatalf("kevent: idle timer: %v", err)
 		}
-	}
-	for i := range srv.clients {
-		srv.clients[i].fd = free
 	}
 	srv.run()
 }
@@ -232,7 +232,8 @@ type Handler interface {
 	// follows at once.
 	OnSendError(err error)
 	// OnDisconnect is called once, when the client is gone, whoever ended
-	// the connection. The Client may be kept, but does nothing any more.
+	// the connection. During the call the Client still knows RemoteAddr;
+	// Send and Disconnect already do nothing, and so they stay.
 	OnDisconnect()
 }
 
@@ -280,8 +281,8 @@ func (c Client) Send(p []byte) error {
 }
 
 // Disconnect closes the connection once everything sent so far has been
-// written (the article's disconnectClient closes at once and loses it).
-// Nothing is received from the client any more.
+// written, the article's disconnectClient. Nothing more is received from
+// the client, and Send fails from now on.
 func (c Client) Disconnect() {
 	if cl := c.srv.lookup(c); cl != nil && cl.closing == "" {
 		cl.closing = "disconnected by the server"
@@ -290,7 +291,7 @@ func (c Client) Disconnect() {
 }
 
 // RemoteAddr is where the client connected from, "unix socket" for a client
-// of the UNIX listener, or "" once it is gone.
+// of the UNIX listener, or "" once it is gone (after OnDisconnect).
 func (c Client) RemoteAddr() string {
 	if cl := c.srv.lookup(c); cl != nil {
 		return cl.addr
