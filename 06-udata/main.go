@@ -3,7 +3,7 @@
 // Every registration carries a token in udata, and the kernel hands it back
 // with each event. The loop reads the token instead of comparing the
 // descriptor with the listeners, and a client's token holds its slot in the
-// table, so its state is found without a search. The article stores a
+// table, so its state is found without a search. C programs usually store a
 // pointer there; a Go program must not (see clientToken), so the token is a
 // slot number with a generation count that tells a stale event from a fresh
 // one.
@@ -489,7 +489,8 @@ const (
 
 // clientToken is the udata of the client in slot.
 //
-// The article puts a pointer to the client's record in udata. A Go program
+// A C program usually puts a pointer to the client's record in udata (the
+// manual page's "opaque user-defined value"). A Go program
 // must not hand the kernel a Go pointer: the garbage collector cannot see
 // the kernel's copy, so it may free or reuse what it points to. An index into
 // a table the program keeps is just as direct. But a slot is reused, so an
