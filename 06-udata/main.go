@@ -490,9 +490,9 @@ const (
 // clientToken is the udata of the client in slot.
 //
 // A C program usually puts a pointer to the client's record in udata (the
-// manual page's "opaque user-defined value"). A Go program
-// must not hand the kernel a Go pointer: the garbage collector cannot see
-// the kernel's copy, so it may free or reuse what it points to. An index into
+// manual page's "opaque user-defined value"). A Go program must not hand the
+// kernel a Go pointer: the garbage collector cannot see the kernel's copy,
+// so it may free or reuse what it points to. An index into
 // a table the program keeps is just as direct. But a slot is reused, so an
 // event queued for its old client could be taken for the new one; the
 // generation, bumped every time a client leaves, tells them apart. (Go's own
