@@ -148,7 +148,7 @@ func (r *checkReport) print() {
 	st := r.stage
 	fmt.Printf("\n%s, checked as stage %02d: ", st.dir, st.num)
 	if len(r.results) == 0 {
-		fmt.Printf("no script ran; the reason is above (does it build?).\n")
+		fmt.Printf("no script ran; the message above says why.\n")
 		return
 	}
 	if len(failed) == 0 {
@@ -164,8 +164,12 @@ func (r *checkReport) print() {
 		}
 		fmt.Printf("  %s\n      %s\n", where, res.why)
 	}
-	fmt.Printf("One script alone, with its whole session: make check STAGE=%02d DIR=%s RUN=%s V=1\n",
-		st.num, st.dir, failed[0].name)
+	exercise := ""
+	if name := os.Getenv("WORKBOOK_EXERCISE"); name != "" {
+		exercise = " EXERCISE=" + name
+	}
+	fmt.Printf("One script alone, with its whole session: make check STAGE=%02d DIR=%s%s RUN=%s V=1\n",
+		st.num, st.dir, exercise, failed[0].name)
 }
 
 // checkT is the testscript.T of a check: testscript's own adapter for

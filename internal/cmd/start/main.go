@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/kqueue-workbook/workbook/internal/exercise"
 )
@@ -89,6 +90,15 @@ func main() {
 	fmt.Printf("\nCheck it with the tests of stage %02d and of every stage before it:\n", stage.Num)
 	fmt.Printf("  make check STAGE=%02d DIR=%s\n", stage.Num, dir)
 	fmt.Printf("  (without make: WORKBOOK_STAGE=%02d WORKBOOK_DIR=%s go test -count=1 -run TestStages .)\n", stage.Num, dir)
+	if from == stage {
+		checks, _ := filepath.Glob(filepath.Join("testdata", "exercises", stage.Name, "*.txt"))
+		if len(checks) > 0 {
+			fmt.Printf("\nThe smaller exercises of %s with a check of their own:\n", stage.Name)
+		}
+		for _, c := range checks {
+			fmt.Printf("  make check STAGE=%02d DIR=%s EXERCISE=%s\n", stage.Num, dir, strings.TrimSuffix(filepath.Base(c), ".txt"))
+		}
+	}
 	fmt.Printf("\nTo start over: rm -r %s && make start STAGE=%02d", dir, stage.Num)
 	if *fromFlag != "" {
 		fmt.Printf(" FROM=%02d", from.Num)
