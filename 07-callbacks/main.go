@@ -273,6 +273,8 @@ func (c Client) Send(p []byte) error {
 		case err != nil:
 			cl.err = err
 			return err
+		case n > 0:
+			cl.last = time.Now()
 		}
 		p = p[n:]
 	}
