@@ -206,12 +206,15 @@ func (c checkT) Log(args ...any) {
 	c.T.Log(args...)
 }
 
+// alignment is the run of spaces that lines up "expected:" and "got:".
+var alignment = regexp.MustCompile(`^([a-z ]+:)  +`)
+
 // oneLine joins the lines of a failure message into one line of at most
 // about two hundred characters, for the summary.
 func oneLine(msg string) string {
 	var b strings.Builder
 	for i, line := range strings.Split(msg, "\n") {
-		line = strings.TrimSpace(line)
+		line = alignment.ReplaceAllString(strings.TrimSpace(line), "$1 ")
 		switch {
 		case line == "":
 			continue
