@@ -46,12 +46,15 @@ start: ## start an exercise: make start STAGE=03 [FROM=03 DIR=work/03-mine]
 
 # check runs TestStages (workbook_test.go) against the exercise instead of the
 # reference stages: the scripts of stage STAGE and of every stage before it.
+# The command is built in one line so that make shows it as one can type it.
+checkenv = WORKBOOK_STAGE=$(STAGE) WORKBOOK_DIR=$(or $(DIR),work/$(call stagedir,$(STAGE)))$(if \
+	$(EXERCISE), WORKBOOK_EXERCISE=$(EXERCISE))
+checkflags = -count=1 -parallel 8$(if $(V), -v) -run 'TestStages$(if $(RUN),//$(RUN))'
+
 check: ## check your exercise: make check STAGE=03 DIR=work/03-connpool
 	$(call need,STAGE,03)
 	$(call exists,$(STAGE))
-	WORKBOOK_STAGE=$(STAGE) WORKBOOK_DIR=$(or $(DIR),work/$(call stagedir,$(STAGE))) \
-		$(if $(EXERCISE),WORKBOOK_EXERCISE=$(EXERCISE)) \
-		go test -count=1 -parallel 8 $(if $(V),-v) -run 'TestStages$(if $(RUN),//$(RUN))' .
+	$(checkenv) go test $(checkflags) .
 
 # The diffs: scripts/diffs prints them (only the Go code, each file headed by
 # its stage's name); diffs/ holds them for reading on the code host, linked

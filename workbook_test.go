@@ -109,7 +109,7 @@ func stagesUnderTest(t *testing.T) []stage {
 
 func learnerStage(t *testing.T, dir, num string) stage {
 	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
-		t.Fatalf("WORKBOOK_DIR=%s: not a directory (it is relative to the module root, %s)", dir, mustGetwd(t))
+		t.Fatalf("WORKBOOK_DIR=%s: not a directory (it is relative to the module root, %s); make start STAGE=NN makes one", dir, mustGetwd(t))
 	}
 	if num == "" {
 		m := stageName.FindStringSubmatch(filepath.Base(filepath.Clean(dir)))
