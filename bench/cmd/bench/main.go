@@ -31,11 +31,11 @@ import (
 // paths, small numbers, no claims.
 type plan struct {
 	IdleConns   []int         // idle-load steps, N idle clients each
-	IdleTime    time.Duration // ping-pong time measured per step
+	IdleTime    time.Duration // ping-pong time measured per step, in Reps windows
 	Clients     []int         // throughput: concurrent clients
 	Sizes       []int         // throughput: message sizes in bytes
 	LoadTime    time.Duration // throughput: measured time per repetition
-	Reps        int           // throughput: repetitions per cell (the median is reported)
+	Reps        int           // windows per idle step, repetitions per throughput cell
 	Warmup      time.Duration // discarded before every measurement
 	StraceConns int           // syscall count: clients ...
 	StraceMsgs  int           // ... and round trips each
@@ -45,7 +45,7 @@ type plan struct {
 var plans = map[string]plan{
 	"full": {
 		IdleConns: []int{0, 100, 1000, 10000}, IdleTime: 2 * time.Second,
-		Clients: []int{50, 300, 1000}, Sizes: []int{64, 4096}, LoadTime: 700 * time.Millisecond, Reps: 3,
+		Clients: []int{50, 300, 1000}, Sizes: []int{64, 4096}, LoadTime: 400 * time.Millisecond, Reps: 5,
 		Warmup: 300 * time.Millisecond, StraceConns: 10, StraceMsgs: 1000, Timeout: 20 * time.Minute,
 	},
 	"quick": {

@@ -165,8 +165,8 @@ func evaluateGoals(r *Results) {
 func printTable(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "\nbench -mode %s on %s, %d cores, %s, %s; workbook %s; %s (took %s)\n",
 		r.Mode, r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Commit, r.Date, r.Elapsed)
-	if l, err := strconv.ParseFloat(r.Machine.LoadAtStart, 64); err == nil && l >= 0.5 {
-		fmt.Fprintf(w, "warning: the load average was %s when the run began: other work shares the CPUs, so treat the figures with care\n",
+	if r.Machine.LoadAtStart != "" {
+		fmt.Fprintf(w, "load average before the run: %s (near 0 on a quiet machine; other work skews every figure)\n",
 			r.Machine.LoadAtStart)
 	}
 

@@ -346,6 +346,16 @@ func fitFileLimit(p *plan) (notes []string, err error) {
 
 func setLimit[T int64 | uint64](field *T, v uint64) { *field = T(v) }
 
+// loadAverage is the 1-minute load average, where /proc tells it.
+func loadAverage() string {
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			return f[0]
+		}
+	}
+	return ""
+}
+
 // describeMachine names the machine a result came from.
 func describeMachine() Machine {
 	m := Machine{Cores: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()}
@@ -361,11 +371,7 @@ func describeMachine() Machine {
 			m.CPU = strings.TrimSpace(string(out))
 		}
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			m.LoadAtStart = f[0]
-		}
-	}
+	m.LoadAtStart = loadAverage()
 	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
 		m.Kernel = strings.TrimSpace(string(out))
 	}
