@@ -137,6 +137,7 @@ func run(mode, stages, peers, only, out, workbook string) error {
 	res.Command = strings.Join(append([]string{"bench"}, os.Args[1:]...), " ")
 	res.Commit = workbookCommit(workbook)
 	targets := r.buildAll(split(stages), split(peers))
+	meter := startCPUMeter() // after the builds: compiling is ours, but not measuring
 	r.prog.setTotal(countSteps(p, exps, targets))
 	for _, t := range targets {
 		if t.Skip != "" {
@@ -155,6 +156,7 @@ func run(mode, stages, peers, only, out, workbook string) error {
 	}
 	r.prog.finish()
 	watchdog.Stop() // the measuring is over
+	res.Machine.OtherWork = meter.others(res.Machine.Cores)
 	res.Elapsed = time.Since(r.began).Round(100 * time.Millisecond).String()
 	evaluateGoals(res)
 

@@ -43,6 +43,9 @@ type Machine struct {
 	// LoadAtStart is the 1-minute load average when the run began (Linux):
 	// anything else running skews every figure, throughput most.
 	LoadAtStart string `json:"load_at_start,omitempty"`
+	// OtherWork is the CPU time processes other than the benchmark and
+	// its servers used during the run (Linux).
+	OtherWork string `json:"other_work,omitempty"`
 }
 
 type IdleResult struct {
@@ -166,8 +169,8 @@ func printTable(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "\nbench -mode %s on %s, %d cores, %s, %s; workbook %s; %s (took %s)\n",
 		r.Mode, r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Commit, r.Date, r.Elapsed)
 	if r.Machine.LoadAtStart != "" {
-		fmt.Fprintf(w, "load average before the run: %s (near 0 on a quiet machine; other work skews every figure)\n",
-			r.Machine.LoadAtStart)
+		fmt.Fprintf(w, "load average before the run: %s; CPU used by other work during the run: about %s\n",
+			r.Machine.LoadAtStart, r.Machine.OtherWork)
 	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
