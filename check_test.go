@@ -34,10 +34,18 @@ func init() {
 	commands["quiet"] = cmdQuiet
 }
 
+// TestMain installs this test binary as `server` for the scripts (see
+// server_guard_test.go), and ends a check with its summary.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	testscript.Main(withSummary{m}, map[string]func(){"server": guardServer})
+}
+
+type withSummary struct{ m *testing.M }
+
+func (w withSummary) Run() int {
+	code := w.m.Run()
 	checked.print()
-	os.Exit(code)
+	return code
 }
 
 // scriptsFor returns the scripts the stage runs: see the top of this file.

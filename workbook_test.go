@@ -76,7 +76,10 @@ func TestStages(t *testing.T) {
 			runScripts(t, st, testscript.Params{
 				Files: scripts,
 				Setup: func(env *testscript.Env) error {
-					env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
+					// `exec server` runs the guard of server_guard_test.go,
+					// which runs this.
+					env.Setenv("WORKBOOK_SERVER", filepath.Join(bin, "server"))
+					env.Setenv("WORKBOOK_DEADLINE", deadline.String())
 					startSession(env, st, filepath.Join(bin, "server"))
 					return nil
 				},
