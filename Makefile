@@ -55,6 +55,8 @@ check: ## check your exercise: make check STAGE=03 DIR=work/03-connpool
 	$(call need,STAGE,03)
 	$(call exists,$(STAGE))
 	$(checkenv) go test $(checkflags) .
+	@echo "$(or $(DIR),work/$(call stagedir,$(STAGE))) passed $(if $(EXERCISE),the check of the exercise $(EXERCISE),$(if \
+		$(RUN),the scripts matching $(RUN),every check of stage $(STAGE)))."
 
 # The diffs: scripts/diffs prints them (only the Go code, each file headed by
 # its stage's name); diffs/ holds them for reading on the code host, linked
