@@ -13,8 +13,9 @@
 //	[nc]          nc is the OpenBSD netcat, which has -N (Debian: netcat-openbsd)
 //	[ipv6]        the machine has an IPv6 loopback address
 //
-// The built stage is on PATH as `server`, so a script can run it exactly as a
-// learner types it: `! exec server -addr nonsense`. The commands that start it
+// The built stage is on PATH as `server` (behind the time limit of
+// server_guard_test.go), so a script can run it exactly as a learner types
+// it: `! exec server -addr nonsense`. The commands that start it
 // in the background and talk to it (serve, connect, send, expect, ...) are
 // listed in commands_test.go.
 //
@@ -29,7 +30,9 @@
 // module root, or absolute. The test tells `go test` which files it builds,
 // so an edit makes it run again rather than report a cached result; but
 // `go test` only watches files inside the module, hence -count=1 for a
-// directory elsewhere. `make check STAGE=03` runs the same command.
+// directory elsewhere. `make check STAGE=03` runs the same command. The
+// learner's own scripts and the smaller exercises' checks are in
+// check_test.go.
 package workbook_test
 
 import (
