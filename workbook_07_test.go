@@ -12,6 +12,9 @@ package workbook_test
 //	awaitread NAME         wait until slowread NAME has read all it was asked
 //	                       to, and fail if a byte differed, the connection
 //	                       ended first, or no byte came for the deadline.
+//	flushed NAME           wait until the kernel has taken every byte NAME was
+//	                       told to send, sendgen's included (send does not
+//	                       wait while a sendgen is still going)
 //	rss watch              note the server's resident memory now (VmRSS, from
 //	                       /proc/PID/status), then keep sampling it in the
 //	                       background, every few milliseconds, until the end
@@ -39,6 +42,15 @@ func init() {
 	commands["slowread"] = cmdSlowread
 	commands["awaitread"] = cmdAwaitread
 	commands["rss"] = cmdRSS
+	commands["flushed"] = cmdFlushed
+}
+
+func cmdFlushed(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "flushed", "")
+	c := clientOf(ts, "flushed", args, 1, "NAME")
+	if err := c.flush(); err != nil {
+		ts.Fatalf("flushed: %v", err)
+	}
 }
 
 // How a slow reader reads: small pieces, paced. 8 KiB a millisecond is a few
