@@ -63,8 +63,8 @@ func main() {
 		log.Fatalf("bad -queue %d: a client's queue must hold at least one byte", *queueLimit)
 	}
 
-	// Catch SIGINT and SIGTERM before announcing anything: a signal sent as
-	// soon as the `listening on` line appears must find the handler there.
+	// Catch SIGINT and SIGTERM before announcing anything: a signal sent the
+	// moment the "listening on" line appears must find the handler in place.
 	stop := notifyOnSignal()
 	listeners, err := listenTCP(*addr)
 	if err != nil {
@@ -742,10 +742,11 @@ const (
 // clientToken is the udata of the client in slot. Both of a client's
 // filters carry it.
 //
-// The article puts a pointer to the client's record in udata. A Go program
-// must not hand the kernel a Go pointer: the garbage collector cannot see
-// the kernel's copy, so it may free or reuse what it points to. An index into
-// a table the program keeps is just as direct. But a slot is reused, so an
+// A C program usually puts a pointer to the client's record in udata (the
+// manual page's "opaque user-defined value"). A Go program must not hand the
+// kernel a Go pointer: the garbage collector cannot see the kernel's copy,
+// so it may free or reuse what it points to. An index into a table the
+// program keeps is just as direct. But a slot is reused, so an
 // event queued for its old client could be taken for the new one; the
 // generation, bumped every time a client leaves, tells them apart. (Go's own
 // network poller guards its descriptors the same way.) Sixteen bits are
@@ -780,8 +781,8 @@ func (s *Server) current(token uint64) (slot int, ok bool) {
 const free = -1
 
 // slotOf walks the table for fd's slot, like the article's conn_index, and
-// with free as fd it finds an unused slot. The walk costs one comparison per
-// slot; since stage 06 only a new client needs it, to find a free slot.
+// with free as fd it finds an unused slot. Events no longer need it: their
+// token names the slot. Only a new client still walks, to find a free one.
 func slotOf(clients []client, fd int) int {
 	for i := range clients {
 		if clients[i].fd == fd {
