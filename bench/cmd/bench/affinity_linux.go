@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -19,7 +20,11 @@ func pinAway(cpu int) (restore func()) {
 }
 
 func pinOnly(cpu int) (restore func()) {
-	return repin(func(set *unix.CPUSet) { set.Zero(); set.Set(cpu) })
+	unpin := repin(func(set *unix.CPUSet) { set.Zero(); set.Set(cpu) })
+	// With one CPU, run Go code on one thread at a time too: a second P
+	// would only spin against the first for the same CPU.
+	procs := runtime.GOMAXPROCS(1)
+	return func() { runtime.GOMAXPROCS(procs); unpin() }
 }
 
 // repin applies change to the CPU set of every thread of this process.

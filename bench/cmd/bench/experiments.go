@@ -24,6 +24,7 @@ import (
 func (r *runner) idleLoad(t *target) {
 	steps := r.plan.IdleConns
 	r.prog.step(t.Name, "idle load: N=0")
+	settle()
 	restore := pinOnly(0)
 	defer restore()
 	p, err := r.start(t, "idle", false)
@@ -91,18 +92,18 @@ func (r *runner) idleLoad(t *target) {
 	}
 }
 
-// quietest times the active client's ping-pong in plan.Reps windows after a
+// quietest times the active client's ping-pong in plan.IdleWindows windows after a
 // warm-up and keeps the window with the lowest median. Anything else the
 // machine runs can only add to a round trip, so the quietest window is the
 // closest to the cost of the server itself; the others are counted in
 // RoundTrips but do not set the figures.
 func (r *runner) quietest(active net.Conn, res *IdleResult) error {
-	for i := range r.plan.Reps {
+	for i := range r.plan.IdleWindows {
 		warmup := time.Duration(0)
 		if i == 0 {
 			warmup = r.plan.Warmup
 		}
-		lr := closedLoop([]net.Conn{active}, 64, newWindow(warmup, r.plan.IdleTime/time.Duration(r.plan.Reps)), 0)
+		lr := closedLoop([]net.Conn{active}, 64, newWindow(warmup, r.plan.IdleTime/time.Duration(r.plan.IdleWindows)), 0)
 		if lr.firstErr != nil {
 			return lr.firstErr
 		}
@@ -129,20 +130,66 @@ func refusal(logName string) string {
 	return ""
 }
 
-// throughput is experiment 2: closed-loop echo with many clients and two
-// message sizes, on a server with default settings or limited to one core.
-func (r *runner) throughput(t *target, oneCore bool) {
-	cores, phase := "default", "throughput"
+// cellKey names one throughput cell of one server.
+type cellKey struct {
+	server        string
+	clients, size int
+}
+
+// throughputs is experiment 2: closed-loop echo with many clients and two
+// message sizes, on servers with default settings and then limited to one
+// core. The servers take turns: each round starts every server once and
+// measures every cell once, and requests/s is the median over the rounds.
+// Whatever disturbs a run (other work on the machine, a server that
+// happened to start on a bad footing) then costs one sample of several
+// servers, not every sample of one.
+func (r *runner) throughputs(targets []*target) {
+	for _, oneCore := range []bool{false, true} {
+		cores := "default"
+		if oneCore {
+			cores = "one core"
+		}
+		samples := map[cellKey][]loadResult{}
+		notes := map[cellKey]string{}
+		for round := range r.plan.Rounds {
+			for _, t := range targets {
+				if t.Skip == "" {
+					r.throughputRound(t, oneCore, round, samples, notes)
+				}
+			}
+		}
+		for _, t := range targets {
+			if t.Skip != "" {
+				continue
+			}
+			for _, clients := range r.plan.Clients {
+				for _, size := range r.plan.Sizes {
+					k := cellKey{t.Name, clients, size}
+					res := ThroughputResult{Server: t.Name, Kind: t.Kind, Cores: cores, Clients: clients, MsgBytes: size,
+						Rounds: len(samples[k]), Note: notes[k]}
+					summarize(samples[k], &res)
+					r.results.Throughput = append(r.results.Throughput, res)
+				}
+			}
+		}
+	}
+}
+
+// throughputRound starts one server and measures each cell once.
+func (r *runner) throughputRound(t *target, oneCore bool, round int, samples map[cellKey][]loadResult, notes map[cellKey]string) {
+	phase := "throughput"
 	if oneCore {
-		cores, phase = "one core", "throughput-1core"
+		phase = "throughput-1core"
 	}
 	cells := len(r.plan.Clients) * len(r.plan.Sizes)
-	cell := func(clients, size int) string { return fmt.Sprintf("%s: %d clients × %d B", phase, clients, size) }
-	r.prog.step(t.Name, cell(r.plan.Clients[0], r.plan.Sizes[0]))
-	p, err := r.start(t, phase, oneCore)
+	p, err := r.start(t, fmt.Sprintf("%s-%d", phase, round+1), oneCore)
 	if err != nil {
-		r.note("%s: %s not measured: %v", t.Name, phase, err)
-		r.prog.skip(cells - 1)
+		for _, clients := range r.plan.Clients {
+			for _, size := range r.plan.Sizes {
+				notes[cellKey{t.Name, clients, size}] = fmt.Sprintf("round %d: %v", round+1, err)
+			}
+		}
+		r.prog.skip(cells)
 		return
 	}
 	defer r.stop(p)
@@ -156,25 +203,23 @@ func (r *runner) throughput(t *target, oneCore bool) {
 	for _, clients := range r.plan.Clients {
 		conns, err := openMany(p.addr, t.Welcome, clients)
 		for _, size := range r.plan.Sizes {
-			if done > 0 {
-				r.prog.step(t.Name, cell(clients, size))
-			}
+			r.prog.step(t.Name, fmt.Sprintf("%s, round %d/%d: %d clients × %d B", phase, round+1, r.plan.Rounds, clients, size))
 			done++
-			res := ThroughputResult{Server: t.Name, Kind: t.Kind, Cores: cores, Clients: clients, MsgBytes: size}
+			k := cellKey{t.Name, clients, size}
 			if err != nil {
-				res.Note = fmt.Sprintf("connected %d of %d clients: %v", len(conns), clients, err)
-				r.results.Throughput = append(r.results.Throughput, res)
+				notes[k] = fmt.Sprintf("round %d: connected %d of %d clients: %v", round+1, len(conns), clients, err)
 				continue
 			}
-			lr := r.repeat(conns, size, &res)
+			lr := closedLoop(conns, size, newWindow(r.plan.Warmup, r.plan.LoadTime), 0)
 			if lr.firstErr != nil {
-				res.Note = fmt.Sprintf("%d clients failed, first: %v", lr.errors, lr.firstErr)
+				notes[k] = fmt.Sprintf("round %d: %d clients failed, first: %v", round+1, lr.errors, lr.firstErr)
 				// The loop may have left bytes in flight: start the
 				// next size on fresh connections.
 				closeAll(conns)
 				conns, err = openMany(p.addr, t.Welcome, clients)
+				continue
 			}
-			r.results.Throughput = append(r.results.Throughput, res)
+			samples[k] = append(samples[k], lr)
 		}
 		closeAll(conns)
 		if !p.alive() {
@@ -185,39 +230,23 @@ func (r *runner) throughput(t *target, oneCore bool) {
 	}
 }
 
-// repeat measures one throughput cell: a warm-up, then plan.Reps timed runs
-// back to back. Requests/s is the median run, so one run disturbed by
-// something else on the machine does not set the figure; the spread is kept
-// beside it. Percentiles come from all runs together.
-func (r *runner) repeat(conns []net.Conn, size int, res *ThroughputResult) loadResult {
-	var (
-		all  = loadResult{hist: newHistogram()}
-		rate []float64
-	)
-	for i := range r.plan.Reps {
-		warmup := time.Duration(0)
-		if i == 0 {
-			warmup = r.plan.Warmup
-		}
-		lr := closedLoop(conns, size, newWindow(warmup, r.plan.LoadTime), 0)
-		all.hist.Merge(lr.hist)
-		all.done += lr.done
-		all.errors += lr.errors
-		if lr.firstErr != nil {
-			all.firstErr = lr.firstErr
-			break
-		}
+// summarize turns the rounds of one cell into its figures: the median
+// requests/s and the spread, and percentiles over all rounds together.
+func summarize(rounds []loadResult, res *ThroughputResult) {
+	if len(rounds) == 0 {
+		return
+	}
+	all := newHistogram()
+	var rate []float64
+	for _, lr := range rounds {
+		all.Merge(lr.hist)
 		rate = append(rate, float64(lr.done)/lr.seconds)
 	}
-	if len(rate) > 0 {
-		slices.Sort(rate)
-		res.RPS = rate[len(rate)/2]
-		res.RPSMin, res.RPSMax = rate[0], rate[len(rate)-1]
-	}
-	res.P50us = micros(all.hist.ValueAtQuantile(50))
-	res.P99us = micros(all.hist.ValueAtQuantile(99))
-	res.Errors = all.errors
-	return all
+	slices.Sort(rate)
+	res.RPS = rate[len(rate)/2]
+	res.RPSMin, res.RPSMax = rate[0], rate[len(rate)-1]
+	res.P50us = micros(all.ValueAtQuantile(50))
+	res.P99us = micros(all.ValueAtQuantile(99))
 }
 
 // syscalls is experiment 4: a fixed number of echoes while strace counts

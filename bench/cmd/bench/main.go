@@ -31,11 +31,12 @@ import (
 // paths, small numbers, no claims.
 type plan struct {
 	IdleConns   []int         // idle-load steps, N idle clients each
-	IdleTime    time.Duration // ping-pong time measured per step, in Reps windows
+	IdleTime    time.Duration // ping-pong time measured per step ...
+	IdleWindows int           // ... in this many windows (the quietest counts)
 	Clients     []int         // throughput: concurrent clients
 	Sizes       []int         // throughput: message sizes in bytes
-	LoadTime    time.Duration // throughput: measured time per repetition
-	Reps        int           // windows per idle step, repetitions per throughput cell
+	LoadTime    time.Duration // throughput: measured time per cell and round
+	Rounds      int           // throughput: rounds, each server once per round (median reported)
 	Warmup      time.Duration // discarded before every measurement
 	StraceConns int           // syscall count: clients ...
 	StraceMsgs  int           // ... and round trips each
@@ -44,13 +45,13 @@ type plan struct {
 
 var plans = map[string]plan{
 	"full": {
-		IdleConns: []int{0, 100, 1000, 10000}, IdleTime: 2 * time.Second,
-		Clients: []int{50, 300, 1000}, Sizes: []int{64, 4096}, LoadTime: 400 * time.Millisecond, Reps: 5,
-		Warmup: 300 * time.Millisecond, StraceConns: 10, StraceMsgs: 1000, Timeout: 20 * time.Minute,
+		IdleConns: []int{0, 100, 1000, 10000}, IdleTime: 2 * time.Second, IdleWindows: 5,
+		Clients: []int{50, 300, 1000}, Sizes: []int{64, 4096}, LoadTime: 500 * time.Millisecond, Rounds: 3,
+		Warmup: 250 * time.Millisecond, StraceConns: 10, StraceMsgs: 1000, Timeout: 20 * time.Minute,
 	},
 	"quick": {
-		IdleConns: []int{0, 100, 1000}, IdleTime: 250 * time.Millisecond,
-		Clients: []int{50}, Sizes: []int{64, 4096}, LoadTime: 250 * time.Millisecond, Reps: 1,
+		IdleConns: []int{0, 100, 1000}, IdleTime: 250 * time.Millisecond, IdleWindows: 1,
+		Clients: []int{50}, Sizes: []int{64, 4096}, LoadTime: 250 * time.Millisecond, Rounds: 1,
 		Warmup: 50 * time.Millisecond, StraceConns: 4, StraceMsgs: 200, Timeout: 3 * time.Minute,
 	},
 }
@@ -146,13 +147,12 @@ func run(mode, stages, peers, only, out, workbook string) error {
 		if exps["idle"] {
 			r.idleLoad(t)
 		}
-		if exps["throughput"] {
-			r.throughput(t, false)
-			r.throughput(t, true)
-		}
 		if exps["syscalls"] {
 			r.syscalls(t)
 		}
+	}
+	if exps["throughput"] {
+		r.throughputs(targets)
 	}
 	r.prog.finish()
 	watchdog.Stop() // the measuring is over
@@ -195,7 +195,7 @@ func countSteps(p plan, exps map[string]bool, targets []*target) int {
 		per += len(p.IdleConns)
 	}
 	if exps["throughput"] {
-		per += 2 * len(p.Clients) * len(p.Sizes)
+		per += 2 * p.Rounds * len(p.Clients) * len(p.Sizes)
 	}
 	if exps["syscalls"] {
 		per++

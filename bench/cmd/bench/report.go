@@ -75,7 +75,8 @@ type ThroughputResult struct {
 	Cores    string  `json:"cores"` // "default" or "one core"
 	Clients  int     `json:"clients"`
 	MsgBytes int     `json:"message_bytes"`
-	RPS      float64 `json:"requests_per_s"` // median of the repetitions
+	Rounds   int     `json:"rounds"`         // rounds measured
+	RPS      float64 `json:"requests_per_s"` // median of the rounds
 	RPSMin   float64 `json:"requests_per_s_min"`
 	RPSMax   float64 `json:"requests_per_s_max"`
 	P50us    float64 `json:"p50_us"`
@@ -327,7 +328,7 @@ func writeResults(dir string, r *Results) ([]string, error) {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	tables := map[string][][]string{
 		"idle.csv": {{"server", "kind", "idle_clients", "p50_us", "p99_us", "round_trips", "limit"}},
-		"throughput.csv": {{"server", "kind", "cores", "clients", "message_bytes", "requests_per_s", "requests_per_s_min",
+		"throughput.csv": {{"server", "kind", "cores", "clients", "message_bytes", "rounds", "requests_per_s", "requests_per_s_min",
 			"requests_per_s_max", "p50_us", "p99_us", "failed_clients", "note"}},
 		"memory.csv":   {{"server", "kind", "idle_clients", "rss_before_kib", "rss_after_kib", "bytes_per_client", "note"}},
 		"syscalls.csv": {{"server", "kind", "messages", "syscalls", "per_message", "top", "note"}},
@@ -338,7 +339,7 @@ func writeResults(dir string, r *Results) ([]string, error) {
 	}
 	for _, x := range r.Throughput {
 		tables["throughput.csv"] = append(tables["throughput.csv"], []string{x.Server, x.Kind, x.Cores, strconv.Itoa(x.Clients),
-			strconv.Itoa(x.MsgBytes), f(x.RPS), f(x.RPSMin), f(x.RPSMax), f(x.P50us), f(x.P99us), strconv.FormatInt(x.Errors, 10), x.Note})
+			strconv.Itoa(x.MsgBytes), strconv.Itoa(x.Rounds), f(x.RPS), f(x.RPSMin), f(x.RPSMax), f(x.P50us), f(x.P99us), strconv.FormatInt(x.Errors, 10), x.Note})
 	}
 	for _, x := range r.Memory {
 		tables["memory.csv"] = append(tables["memory.csv"], []string{x.Server, x.Kind, strconv.Itoa(x.Conns),
