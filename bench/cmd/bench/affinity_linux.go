@@ -20,16 +20,14 @@ func pinAway(cpu int) (restore func()) {
 }
 
 func pinOnly(cpu int) (restore func()) {
-	unpin := repin(func(set *unix.CPUSet) { set.Zero(); set.Set(cpu) })
-	// With one CPU, run Go code on one thread at a time too: a second P
-	// would only spin against the first for the same CPU.
-	procs := runtime.GOMAXPROCS(1)
-	return func() { runtime.GOMAXPROCS(procs); unpin() }
+	return repin(func(set *unix.CPUSet) { set.Zero(); set.Set(cpu) })
 }
 
 // repin applies change to the CPU set of every thread of this process.
 // Threads the Go runtime starts later, and processes we start, inherit the
 // set of the thread that creates them, so the current threads are enough.
+// GOMAXPROCS follows: more Ps than CPUs would only have threads take turns
+// on the same CPU, a few milliseconds each.
 func repin(change func(*unix.CPUSet)) (restore func()) {
 	var old unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &old); err != nil || old.Count() < 2 {
@@ -41,7 +39,11 @@ func repin(change func(*unix.CPUSet)) (restore func()) {
 		return func() {}
 	}
 	setAll(&set)
-	return func() { setAll(&old) }
+	procs := runtime.GOMAXPROCS(set.Count())
+	return func() {
+		runtime.GOMAXPROCS(procs)
+		setAll(&old)
+	}
 }
 
 func setAll(set *unix.CPUSet) {
