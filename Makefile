@@ -3,7 +3,7 @@
 # STAGE, FROM and TO are stage numbers (01, 02, ...); a stage is the directory
 # whose name starts with its number, such as 02-kqueue-basic.
 
-.PHONY: help run test start check diff diffs diffs-write cross ci
+.PHONY: help run test start check diff diffs diffs-write cross bench bench-quick ci
 
 # Each verb is documented by its `## ` comment, which `make help` prints.
 help: ## list the verbs
@@ -77,6 +77,12 @@ diffs-write: ## write them into diffs/ for the README's links (commit the result
 
 cross: ## vet for every system the workbook runs on (macOS, the BSDs, Linux)
 	bash .ci/run vet
+
+bench: ## measure the servers side by side, a few minutes (see bench/README.md)
+	$(MAKE) -C bench bench
+
+bench-quick: ## the same measurements, small and under a minute (no figures to quote)
+	$(MAKE) -C bench quick
 
 ci: ## run what CI runs (.ci/run)
 	bash .ci/run
