@@ -20,15 +20,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A pinger does one round trip per call: x writes a message, the loop
-// waits until y is readable, reads it and writes it back, waits until x is
-// readable and reads the echo.
-type pinger interface{ round() }
+// A pinger does one round trip per call to round: x writes a message, the
+// loop waits until y is readable, reads it and writes it back, waits until x
+// is readable and reads the echo. Only wait differs between the two loops.
+type pinger struct {
+	x, y int
+	buf  []byte
+	wait func(fd int) // returns once fd is readable, and reads it
+}
+
+func (p *pinger) round() {
+	unix.Write(p.x, p.buf)
+	p.wait(p.y)
+	unix.Write(p.y, p.buf)
+	p.wait(p.x)
+}
 
 func BenchmarkPingPong(b *testing.B) {
 	for _, loop := range []struct {
 		name string
-		make func(testing.TB, int) pinger
+		make func(testing.TB, int) *pinger
 	}{{"kqueue", newKqueuePinger}, {"epoll", newEpollPinger}} {
 		b.Run(loop.name, func(b *testing.B) {
 			p := loop.make(b, 1)
@@ -51,7 +62,7 @@ func benchRatio(b *testing.B, size int) {
 	kq, ep := newKqueuePinger(b, size), newEpollPinger(b, size)
 	const block = 500
 	var kqTime, epTime time.Duration
-	timed := func(p pinger, rounds int) time.Duration {
+	timed := func(p *pinger, rounds int) time.Duration {
 		start := time.Now()
 		for range rounds {
 			p.round()
@@ -70,54 +81,33 @@ func benchRatio(b *testing.B, size int) {
 	b.ReportMetric(0, "ns/op") // an op here is two blocks; the metrics above say it better
 }
 
-type kqueuePinger struct {
-	tb     testing.TB
-	kq     int
-	x, y   int
-	events []kqueue.Kevent_t
-	buf    []byte
-}
-
-func newKqueuePinger(tb testing.TB, size int) pinger {
-	p := &kqueuePinger{tb: tb, kq: newQueue(tb), events: make([]kqueue.Kevent_t, 8), buf: make([]byte, size)}
+func newKqueuePinger(tb testing.TB, size int) *pinger {
+	kq := newQueue(tb)
+	events := make([]kqueue.Kevent_t, 8)
+	p := &pinger{buf: make([]byte, size)}
 	p.x, p.y = socketPair(tb)
-	change(tb, p.kq, p.x, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
-	change(tb, p.kq, p.y, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(tb, kq, p.x, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
+	change(tb, kq, p.y, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	p.wait = func(fd int) {
+		n, err := kqueue.Kevent(kq, nil, events, nil)
+		if err != nil || n != 1 || events[0].Ident != uint64(fd) || events[0].Data != int64(size) {
+			tb.Fatalf("Kevent = %d, %v: %s", n, err, describeAll(events[:max(n, 0)]))
+		}
+		if _, err := unix.Read(fd, p.buf); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	return p
 }
 
-func (p *kqueuePinger) round() {
-	unix.Write(p.x, p.buf)
-	p.wait(p.y)
-	unix.Write(p.y, p.buf)
-	p.wait(p.x)
-}
-
-func (p *kqueuePinger) wait(fd int) {
-	n, err := kqueue.Kevent(p.kq, nil, p.events, nil)
-	if err != nil || n != 1 || p.events[0].Ident != uint64(fd) || p.events[0].Data != int64(len(p.buf)) {
-		p.tb.Fatalf("Kevent = %d, %v: %s", n, err, describeAll(p.events[:max(n, 0)]))
-	}
-	if _, err := unix.Read(fd, p.buf); err != nil {
-		p.tb.Fatal(err)
-	}
-}
-
-type epollPinger struct {
-	tb     testing.TB
-	epfd   int
-	x, y   int
-	events []unix.EpollEvent
-	buf    []byte
-}
-
-func newEpollPinger(tb testing.TB, size int) pinger {
+func newEpollPinger(tb testing.TB, size int) *pinger {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	closeLater(tb, epfd)
-	p := &epollPinger{tb: tb, epfd: epfd, events: make([]unix.EpollEvent, 8), buf: make([]byte, size)}
+	events := make([]unix.EpollEvent, 8)
+	p := &pinger{buf: make([]byte, size)}
 	p.x, p.y = socketPair(tb)
 	for _, fd := range []int{p.x, p.y} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
@@ -125,22 +115,14 @@ func newEpollPinger(tb testing.TB, size int) pinger {
 			tb.Fatal(err)
 		}
 	}
+	p.wait = func(fd int) {
+		n, err := unix.EpollWait(epfd, events, -1)
+		if err != nil || n != 1 || events[0].Fd != int32(fd) {
+			tb.Fatalf("EpollWait = %d, %v", n, err)
+		}
+		if _, err := unix.Read(fd, p.buf); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	return p
-}
-
-func (p *epollPinger) round() {
-	unix.Write(p.x, p.buf)
-	p.wait(p.y)
-	unix.Write(p.y, p.buf)
-	p.wait(p.x)
-}
-
-func (p *epollPinger) wait(fd int) {
-	n, err := unix.EpollWait(p.epfd, p.events, -1)
-	if err != nil || n != 1 || p.events[0].Fd != int32(fd) {
-		p.tb.Fatalf("EpollWait = %d, %v", n, err)
-	}
-	if _, err := unix.Read(fd, p.buf); err != nil {
-		p.tb.Fatal(err)
-	}
 }
