@@ -59,7 +59,8 @@ func Find(stages []Stage, num int) (Stage, bool) {
 var ErrExists = errors.New("already exists")
 
 // Start creates dir and copies into it the Go files of stage from, found in
-// root, the workbook's module root. It also writes a go.mod (and copies the
+// root, the workbook's module root: its main.go, and its stage_test.go, which
+// makes `go test` in dir check it. It also writes a go.mod (and copies the
 // go.sum) that make dir a module of its own, which uses the workbook's
 // packages from root: `go test ./...` in the workbook then leaves the
 // exercise alone while it does not compile yet, and the exercise builds the
@@ -106,6 +107,10 @@ func Start(root string, from Stage, dir string) error {
 // exerciseGoMod returns the go.mod of an exercise in dir: the workbook's own
 // requirements (the stages import golang.org/x/sys directly), plus the
 // workbook itself, replaced by its directory so that nothing is downloaded.
+// The exercise's module path is under the workbook's, MODULE/work/NAME, so
+// that its test may import the workbook's internal/harness: Go allows an
+// internal package to be imported by any package whose path is under the
+// internal directory's parent, whichever module it is in.
 func exerciseGoMod(root, dir string) ([]byte, error) {
 	workbook, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	if err != nil {
@@ -115,14 +120,15 @@ func exerciseGoMod(root, dir string) ([]byte, error) {
 	var b strings.Builder
 	b.WriteString(`// This exercise is a module of its own, so that "go test ./..." in the
 // workbook does not build it while it is half-written. It uses the
-// workbook's packages (kqueue) from the directory named by the replace line
-// at the end. Written by "make start"; there is no need to edit it.
+// workbook's packages (kqueue, and the test harness) from the directory named
+// by the replace line at the end. Written by "make start"; there is no need
+// to edit it.
 
 `)
 	for line := range strings.Lines(string(workbook)) {
 		if rest, ok := strings.CutPrefix(line, "module "); ok {
 			module = strings.TrimSpace(rest)
-			b.WriteString("module exercise\n")
+			fmt.Fprintf(&b, "module %s/work/%s\n", module, filepath.Base(filepath.Clean(dir)))
 			continue
 		}
 		b.WriteString(line)

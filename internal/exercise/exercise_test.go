@@ -72,7 +72,7 @@ func TestStartCopiesGoFilesAndWritesAModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`(?m)^module exercise$`,
+		`(?m)^module example.com/wb/work/02-second$`,
 		`(?m)^require golang.org/x/sys v0.49.0$`,
 		`(?m)^require example.com/wb v0.0.0$`,
 		`(?m)^replace example.com/wb => \.\./\.\.$`,

@@ -1,13 +1,13 @@
-package workbook_test
+package harness
 
-// What checking a learner's directory adds to TestStages (make check, see
-// workbook_test.go): which scripts run, a summary at the end that a learner
-// can act on, and the `quiet` command of the exercises' own checks.
+// What checking a learner's directory adds (`go test` there, or make check;
+// see harness.go): which scripts run, a summary at the end that a learner can
+// act on, and the `quiet` command of the exercises' own checks.
 //
-// With WORKBOOK_DIR set, the scripts are those of the stage and every stage
-// before it, plus the learner's own scripts in WORKBOOK_DIR/testdata/*.txt.
-// With WORKBOOK_EXERCISE=NAME as well, only the smaller exercise's check
-// runs: testdata/exercises/NN-*/NAME.txt, NN being the stage.
+// In a learner's directory, the scripts are those of the stage and every
+// stage before it, plus the learner's own scripts in its testdata/*.txt.
+// With WORKBOOK_EXERCISE=NAME, only the smaller exercise's check runs:
+// testdata/exercises/NN-*/NAME.txt in the workbook, NN being the stage.
 //
 //	quiet NAME             nothing has arrived for client NAME so far: no byte,
 //	                       and no end of file. It does not wait; use it after an
@@ -16,11 +16,14 @@ package workbook_test
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,15 +37,19 @@ func init() {
 	commands["quiet"] = cmdQuiet
 }
 
-// TestMain installs this test binary as `server` for the scripts (see
-// server_guard_test.go), and ends a check with its summary.
-func TestMain(m *testing.M) {
-	testscript.Main(withSummary{m}, map[string]func(){"server": guardServer})
-}
-
+// withSummary runs the tests, then prints the summary of a check.
+//
+// In a learner's directory it also runs more scripts at once than go test's
+// default (one per CPU): there most of them wait, for a deadline, on a
+// greeting or an echo that is not coming. A -parallel flag still decides.
 type withSummary struct{ m *testing.M }
 
 func (w withSummary) Run() int {
+	if wd, err := os.Getwd(); err == nil {
+		if root, err := workbookRoot(); err == nil && !sameDir(filepath.Dir(wd), root) {
+			flag.Set("test.parallel", strconv.Itoa(max(8, runtime.GOMAXPROCS(0))))
+		}
+	}
 	code := w.m.Run()
 	checked.print()
 	return code
@@ -51,25 +58,26 @@ func (w withSummary) Run() int {
 // scriptsFor returns the scripts the stage runs: see the top of this file.
 func scriptsFor(t *testing.T, st stage) []string {
 	if !st.own {
-		return scriptsUpTo(t, st.num)
+		return scriptsUpTo(t, st)
 	}
 	checked.start(st)
 	if name := os.Getenv("WORKBOOK_EXERCISE"); name != "" {
-		return exerciseScripts(t, st.num, name)
+		return exerciseScripts(t, st, name)
 	}
-	own, err := filepath.Glob(filepath.Join(st.dir, "testdata", "*.txt"))
+	own, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(own) > 0 {
 		t.Logf("with your own scripts: %s", strings.Join(own, " "))
 	}
-	return append(scriptsUpTo(t, st.num), own...)
+	return append(scriptsUpTo(t, st), own...)
 }
 
-// exerciseScripts returns the check of stage num's exercise called name.
-func exerciseScripts(t *testing.T, num int, name string) []string {
-	pattern := filepath.Join("testdata", "exercises", fmt.Sprintf("%02d-*", num), "*.txt")
+// exerciseScripts returns the check of stage st's exercise called name.
+func exerciseScripts(t *testing.T, st stage, name string) []string {
+	num := st.num
+	pattern := filepath.Join(st.root, "testdata", "exercises", fmt.Sprintf("%02d-*", num), "*.txt")
 	all, err := filepath.Glob(pattern)
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +86,7 @@ func exerciseScripts(t *testing.T, num int, name string) []string {
 	for _, f := range all {
 		base := strings.TrimSuffix(filepath.Base(f), ".txt")
 		if base == name {
+			f = fromHere(f)
 			t.Logf("only the check of the exercise %s: %s", name, f)
 			return []string{f}
 		}
@@ -178,6 +187,14 @@ func (r *checkReport) print() {
 	}
 	fmt.Printf("One script alone, with its whole session: make check STAGE=%02d DIR=%s%s RUN=%s V=1\n",
 		st.num, st.dir, exercise, failed[0].name)
+	env := ""
+	for _, key := range []string{"WORKBOOK_STAGE", "WORKBOOK_EXERCISE"} {
+		if v := os.Getenv(key); v != "" {
+			env += key + "=" + v + " "
+		}
+	}
+	fmt.Printf("  (or, in %s: %sgo test -v -run TestScripts/%s)\n", st.dir, env, failed[0].name)
+	fmt.Printf("Every wait gave up after %v; on a slow machine, WORKBOOK_DEADLINE=30s waits longer.\n", deadline)
 }
 
 // checkT is the testscript.T of a check: testscript's own adapter for
@@ -208,10 +225,20 @@ var failure = regexp.MustCompile(`(?m)^FAIL: (\S+:\d+): (.*(?:\n\t.*)*)`)
 func (c checkT) Log(args ...any) {
 	if c.res != nil && c.res.where == "" {
 		if m := failure.FindStringSubmatch(fmt.Sprint(args...)); m != nil {
-			c.res.where, c.res.why = strings.TrimPrefix(m[1], "testdata/"), oneLine(m[2])
+			c.res.where, c.res.why = shortScriptName(m[1]), oneLine(m[2])
 		}
 	}
 	c.T.Log(args...)
+}
+
+// shortScriptName names a script of the workbook's testdata/ from there, as
+// in 01-select/echo-one-line.txt:12, and a learner's own as it is.
+func shortScriptName(path string) string {
+	checked.mu.Lock()
+	root := checked.stage.root
+	checked.mu.Unlock()
+	prefix := fromHere(filepath.Join(root, "testdata")) + string(filepath.Separator)
+	return strings.TrimPrefix(path, prefix)
 }
 
 // alignment is the run of spaces that lines up "expected:" and "got:".

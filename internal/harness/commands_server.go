@@ -1,9 +1,14 @@
-package workbook_test
+package harness
 
 // The commands the scripts in testdata/ use besides testscript's own (exec,
 // stdout, stderr, cmp, skip, ...). They read like a learner's session with a
 // server in one terminal and clients in others. Every wait is bounded by the
 // one deadline below; nothing sleeps.
+//
+// A command is an entry of the table commands: a name, and a function that
+// gets the script, whether the line began with ! (neg), and the arguments. A
+// file of further commands, commands_TOPIC.go, adds its entries in an init
+// function, as commands_slow.go does.
 //
 // The server (this file):
 //
@@ -26,7 +31,7 @@ package workbook_test
 //	                       lines. `! log REGEXP`: no such line now (use after signal
 //	                       to mean "ever")
 //
-// Clients (clients_test.go); NAME is any word naming a connection:
+// Clients (commands_clients.go); NAME is any word naming a connection:
 //
 //	connect NAME [ADDR]    connect over TCP to ADDR (default $ADDR); `! connect` expects
 //	                       the connection to be refused
@@ -79,21 +84,33 @@ import (
 
 // deadline bounds every wait in the scripts: for the server's first line, an
 // echo, a close, an exit. A correct stage answers within milliseconds; the
-// deadline only decides how long a broken one takes to fail.
+// deadline only decides how long a broken one takes to fail. Checking a
+// learner's directory, where scripts are expected to fail, it is shorter,
+// so that a check of a stage not yet written fails in seconds.
 //
 // WORKBOOK_DEADLINE (a duration, such as 30s) replaces it: longer for a slow
-// machine, shorter where a check is meant to fail (the exercise loop test).
-var deadline = deadlineFromEnv(10 * time.Second)
+// machine or a server under a debugger, shorter where a check is meant to fail
+// (the exercise tests). Run sets it before any script starts.
+var deadline = referenceDeadline
 
-func deadlineFromEnv(d time.Duration) time.Duration {
+const (
+	referenceDeadline = 10 * time.Second
+	learnerDeadline   = 3 * time.Second
+)
+
+// deadlineFor returns the deadline for checking st.
+func deadlineFor(st stage) (time.Duration, error) {
+	d := referenceDeadline
+	if st.own {
+		d = learnerDeadline
+	}
 	if s := os.Getenv("WORKBOOK_DEADLINE"); s != "" {
 		var err error
 		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
-			fmt.Fprintf(os.Stderr, "WORKBOOK_DEADLINE=%s: want a duration such as 30s\n", s)
-			os.Exit(2)
+			return 0, fmt.Errorf("WORKBOOK_DEADLINE=%s: want a duration such as 30s", s)
 		}
 	}
-	return d
+	return d, nil
 }
 
 var commands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -321,6 +338,31 @@ func (srv *server) logTail() string {
 		return "\t(nothing)"
 	}
 	return prefix + "\t" + strings.Join(lines, "\n\t")
+}
+
+// lastWords says what the server logged last, and whether it has exited,
+// for the failure of a client that did not get what it expected.
+func (srv *server) lastWords() string {
+	const most = 5
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	lines := srv.stderr[max(0, len(srv.stderr)-most):]
+	var b strings.Builder
+	switch {
+	case len(lines) == 0:
+		b.WriteString("\tthe server has logged nothing")
+	case len(lines) < len(srv.stderr):
+		fmt.Fprintf(&b, "\tthe server's log ends (its last %d of %d lines):", len(lines), len(srv.stderr))
+	default:
+		b.WriteString("\tthe server's log:")
+	}
+	for _, line := range lines {
+		b.WriteString("\n\t\t" + line)
+	}
+	if srv.exited {
+		fmt.Fprintf(&b, "\n\tthe server has exited (%v)", srv.state)
+	}
+	return b.String()
 }
 
 func (srv *server) kill() {

@@ -1,4 +1,4 @@
-package workbook_test
+package harness
 
 // Commands for the scripts of stage 07 (send queues and backpressure), added
 // to the harness's table. They read like the others:

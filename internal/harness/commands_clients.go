@@ -1,6 +1,6 @@
-package workbook_test
+package harness
 
-// The client commands listed in commands_test.go: named connections that
+// The client commands listed in commands_server.go: named connections that
 // send and expect, idle crowds, and swarms.
 
 import (
@@ -27,6 +27,7 @@ type client struct {
 	name   string
 	conn   net.Conn
 	closed bool
+	server *server // the server running when it connected, if any, for its log
 
 	// Each client has its own pseudo-random stream for sendgen; expectgen
 	// replays the same stream from its own copy of the generator.
@@ -55,11 +56,12 @@ type writeOp struct {
 	done chan struct{}
 }
 
-func newClient(name string, conn net.Conn) *client {
+func newClient(name string, conn net.Conn, srv *server) *client {
 	seed := sha256.Sum256([]byte("workbook stream " + name))
 	return &client{
 		name:         name,
 		conn:         conn,
+		server:       srv,
 		sendStream:   rand.NewChaCha8(seed),
 		expectStream: rand.NewChaCha8(seed),
 	}
@@ -113,7 +115,7 @@ func cmdConnect(ts *testscript.TestScript, neg bool, args []string) {
 	case err != nil:
 		ts.Fatalf("connect %s: %v", name, err)
 	}
-	s.clients[name] = newClient(name, conn)
+	s.clients[name] = newClient(name, conn, s.server)
 }
 
 func cmdSend(ts *testscript.TestScript, neg bool, args []string) {
@@ -334,13 +336,20 @@ func (c *client) expectPart(want []byte, base int, whole string) error {
 	}
 	var msg strings.Builder
 	fmt.Fprintf(&msg, "client %s did not get what it expected%s\n", c.name, whole)
-	if err == nil {
-		at := firstDifference(want, got)
-		fmt.Fprintf(&msg, "\texpected: %s\n\tgot:      %s\n\tthe first difference is at byte %d",
-			show(want, at, base), show(got, at, base), base+at)
-	} else {
-		fmt.Fprintf(&msg, "\texpected: %s\n\tgot only: %s\n\t(%d of %d bytes), then %s",
-			show(want, n, base), show(got, n, base), n, len(want), readFailure(err))
+	at := firstDifference(want, got)
+	fmt.Fprintf(&msg, "\texpected: %s\n", show(want, at, base))
+	switch {
+	case err == nil:
+		fmt.Fprintf(&msg, "\tgot:      %s\n\tthe first difference is at byte %d", show(got, at, base), base+at)
+	case n == 0 && errorsIsTimeout(err):
+		fmt.Fprintf(&msg, "\tgot:      nothing within %v", deadline)
+	case n == 0:
+		fmt.Fprintf(&msg, "\tgot:      nothing: %s", readFailure(err))
+	case at < n:
+		fmt.Fprintf(&msg, "\tgot:      %s, then %s\n\tthe first difference is at byte %d",
+			show(got, at, base), readFailure(err), base+at)
+	default:
+		fmt.Fprintf(&msg, "\tgot:      %s, then %s", show(got, at, base), readFailure(err))
 	}
 	c.mu.Lock()
 	fmt.Fprintf(&msg, "\n\tclient %s has sent %d bytes so far", c.name, c.sent)
@@ -351,6 +360,9 @@ func (c *client) expectPart(want []byte, base int, whole string) error {
 		fmt.Fprintf(&msg, "\n\t%v", c.werr)
 	}
 	c.mu.Unlock()
+	if c.server != nil {
+		msg.WriteString("\n" + c.server.lastWords())
+	}
 	return errors.New(msg.String())
 }
 
@@ -610,7 +622,7 @@ func cmdSwarm(ts *testscript.TestScript, neg bool, args []string) {
 		if err != nil {
 			ts.Fatalf("swarm: connected %d of %d clients, then: %v", i, nclients, err)
 		}
-		clients[i] = newClient(fmt.Sprintf("swarm-%d", i+1), conn)
+		clients[i] = newClient(fmt.Sprintf("swarm-%d", i+1), conn, s.server)
 	}
 	if greets(s.stage) {
 		for _, c := range clients {
