@@ -1,4 +1,5 @@
 # The learner's verbs. `make help` lists them. Only Go and standard tools.
+# The tests need no verb: go test ./... (or go test ./03-connpool).
 #
 # STAGE, FROM and TO are stage numbers (01, 02, ...); a stage is the directory
 # whose name starts with its number, such as 02-kqueue-basic.
@@ -14,7 +15,8 @@ help: ## list the verbs
 	@echo "  DIR is an exercise's directory, which make start prints. make check also"
 	@echo "  takes RUN=NAME (only the scripts whose names match NAME), EXERCISE=NAME (a"
 	@echo "  smaller exercise's own check) and V=1 (show every session). Without make:"
-	@echo "    WORKBOOK_STAGE=03 WORKBOOK_DIR=work/03-connpool go test -count=1 -run TestStages ."
+	@echo "    go test ./03-connpool                    # the tests of stage 03"
+	@echo "    cd work/03-connpool && go test           # your exercise, as stage 03"
 
 # The stage directory for a number: $(call stagedir,02) is 02-kqueue-basic.
 stagedir = $(patsubst %/,%,$(firstword $(wildcard $(1)-*/)))
@@ -25,16 +27,18 @@ need = $(if $($(1)),,$(error set $(1), for example: make $@ $(1)=$(2)))
 # Stops with a message unless stage $(1) exists.
 exists = $(if $(call stagedir,$(1)),,$(error no stage $(1); the stages are $(wildcard [0-9][0-9]-*)))
 
-run: ## run a stage: make run STAGE=02 (or DIR=...) [ARGS='-addr localhost:9000']
-ifdef DIR
-	cd $(DIR) && go run . $(ARGS)
-else
-	$(call need,STAGE,02)
-	$(call exists,$(STAGE))
-	go run ./$(call stagedir,$(STAGE)) $(ARGS)
-endif
+# run builds the stage into bin/ and then is the server (exec), instead of
+# go run, which exits 1 after Ctrl-C and leaves the server running on kill:
+# here a signal reaches the server, and its exit status is make's.
+rundir = $(or $(DIR),$(call stagedir,$(STAGE)))
+runbin = bin/$(subst /,-,$(patsubst /%,%,$(rundir)))
 
-test: ## run every test, as the README says
+run: ## run a stage: make run STAGE=02 (or DIR=...) [ARGS='-addr localhost:9000']
+	$(if $(DIR),,$(call need,STAGE,02)$(call exists,$(STAGE)))
+	cd $(rundir) && go build -o $(CURDIR)/$(runbin) .
+	exec $(runbin) $(ARGS)
+
+test: ## run every test, as the README says (one line per stage)
 	go test ./...
 
 # An exercise is a directory of its own, by default work/NN-name: make start
@@ -44,18 +48,21 @@ start: ## start an exercise: make start STAGE=03 [FROM=03 DIR=work/03-mine]
 	$(call need,STAGE,03)
 	@go run ./internal/cmd/start $(if $(FROM),-from $(FROM)) $(if $(DIR),-dir $(DIR)) $(STAGE)
 
-# check runs TestStages (workbook_test.go) against the exercise instead of the
-# reference stages: the scripts of stage STAGE and of every stage before it.
-# The command is built in one line so that make shows it as one can type it.
-checkenv = WORKBOOK_STAGE=$(STAGE) WORKBOOK_DIR=$(or $(DIR),work/$(call stagedir,$(STAGE)))$(if \
-	$(EXERCISE), WORKBOOK_EXERCISE=$(EXERCISE))
-checkflags = -count=1 -parallel 8$(if $(V), -v) -run 'TestStages$(if $(RUN),//$(RUN))'
+# check runs go test in the exercise's directory: its stage_test.go, copied
+# by make start, runs the scripts of stage STAGE and of every stage before
+# it (internal/harness). WORKBOOK_STAGE is needed only when the directory's
+# name does not start with the stage number. The command is built in one
+# line so that make shows it as one can type it.
+checkdir = $(or $(DIR),work/$(call stagedir,$(STAGE)))
+checkcmd = cd $(checkdir) && $(if $(filter $(STAGE)-%,$(notdir $(checkdir))),,WORKBOOK_STAGE=$(STAGE) )$(if \
+	$(EXERCISE),WORKBOOK_EXERCISE=$(EXERCISE) )go test -count=1$(if $(V), -v)$(if $(RUN), -run 'TestScripts/$(RUN)')
 
-check: ## check your exercise: make check STAGE=03 DIR=work/03-connpool
+check: ## check your exercise: make check STAGE=03 [DIR=work/03-connpool]
 	$(call need,STAGE,03)
 	$(call exists,$(STAGE))
-	$(checkenv) go test $(checkflags) .
-	@echo "$(or $(DIR),work/$(call stagedir,$(STAGE))) passed $(if $(EXERCISE),the check of the exercise $(EXERCISE),$(if \
+	@test -d $(checkdir) || { echo "make check: no $(checkdir); make start STAGE=$(STAGE) makes it"; exit 2; }
+	$(checkcmd)
+	@echo "$(checkdir) passed $(if $(EXERCISE),the check of the exercise $(EXERCISE),$(if \
 		$(RUN),the scripts matching $(RUN),every check of stage $(STAGE)))."
 
 # The diffs: scripts/diffs prints them (only the Go code, each file headed by

@@ -89,7 +89,11 @@ func main() {
 	fmt.Printf("  make run DIR=%s ARGS='-addr localhost:8080'\n", dir)
 	fmt.Printf("\nCheck it with the tests of stage %02d and of every stage before it:\n", stage.Num)
 	fmt.Printf("  make check STAGE=%02d DIR=%s\n", stage.Num, dir)
-	fmt.Printf("  (without make: WORKBOOK_STAGE=%02d WORKBOOK_DIR=%s go test -count=1 -run TestStages .)\n", stage.Num, dir)
+	if strings.HasPrefix(filepath.Base(dir), fmt.Sprintf("%02d-", stage.Num)) {
+		fmt.Printf("  (without make: cd %s && go test)\n", dir)
+	} else {
+		fmt.Printf("  (without make: cd %s && WORKBOOK_STAGE=%02d go test)\n", dir, stage.Num)
+	}
 	if from == stage {
 		checks, _ := filepath.Glob(filepath.Join("testdata", "exercises", stage.Name, "*.txt"))
 		if len(checks) > 0 {
