@@ -208,11 +208,19 @@ func scriptsUpTo(t *testing.T, st stage) []string {
 		t.Fatal(err)
 	}
 	var scripts []string
+	seen := map[string]string{}
 	for _, f := range files {
 		m := stageName.FindStringSubmatch(filepath.Base(filepath.Dir(f)))
-		if n, _ := strconv.Atoi(m[1]); n <= st.num {
-			scripts = append(scripts, fromHere(f))
+		if n, _ := strconv.Atoi(m[1]); n > st.num {
+			continue
 		}
+		// A script's subtest is named after its file, and -run picks it by
+		// that name: two stages' scripts must not share one.
+		if other, dup := seen[filepath.Base(f)]; dup {
+			t.Fatalf("two scripts named %s: %s and %s; rename one", filepath.Base(f), other, f)
+		}
+		seen[filepath.Base(f)] = f
+		scripts = append(scripts, fromHere(f))
 	}
 	slices.Sort(scripts)
 	return scripts
