@@ -46,7 +46,7 @@ type withSummary struct{ m *testing.M }
 
 func (w withSummary) Run() int {
 	if wd, err := os.Getwd(); err == nil {
-		if root, err := workbookRoot(); err == nil && !sameDir(filepath.Dir(wd), root) {
+		if root, err := workbookRoot(); err == nil && isLearnerDir(wd, root) {
 			flag.Set("test.parallel", strconv.Itoa(max(8, runtime.GOMAXPROCS(0))))
 		}
 	}

@@ -138,7 +138,7 @@ func stageUnderTest(t *testing.T) stage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := stage{dir: wd, root: root, own: !sameDir(filepath.Dir(wd), root)}
+	st := stage{dir: wd, root: root, own: isLearnerDir(wd, root)}
 	if rel, err := filepath.Rel(root, wd); err == nil && !strings.HasPrefix(rel, "..") {
 		st.dir = rel
 	}
@@ -158,6 +158,14 @@ func stageUnderTest(t *testing.T) stage {
 		t.Logf("checking %s as stage %02d", st.dir, st.num)
 	}
 	return st
+}
+
+// isLearnerDir reports whether dir is a learner's, not one of the reference
+// stages: those are the workbook's own packages, directly in its root, while
+// an exercise is a module of its own, wherever it is.
+func isLearnerDir(dir, root string) bool {
+	_, err := os.Stat(filepath.Join(dir, "go.mod"))
+	return err == nil || !sameDir(filepath.Dir(dir), root)
 }
 
 func sameDir(a, b string) bool {
