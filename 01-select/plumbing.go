@@ -6,6 +6,7 @@ package main
 // the next; a stage changes this file only where its idea needs it.
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -121,11 +123,21 @@ func notifyOnSignal() int {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		for sig := range signals {
+			signalled.Store(true)
 			unix.Write(p[1], []byte{byte(sig.(syscall.Signal))})
 		}
 	}()
 	return p[0]
 }
+
+// signalled is set, with the pipe's byte, when a signal arrives: the same
+// news for code that is not waiting on the loop's queue but inside one
+// client's write (see writeAll).
+var signalled atomic.Bool
+
+// errStopping is what writeAll returns instead of waiting longer once a
+// signal has come.
+var errStopping = errors.New("server shutting down")
 
 // openSpare holds one descriptor in reserve, for refuseOutOfFiles.
 func openSpare() int {

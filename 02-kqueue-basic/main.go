@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -120,8 +121,13 @@ func acceptClient(listener int, spare *int, clients map[int]string) (int, bool) 
 	}
 	// On macOS and the BSDs an accepted socket inherits O_NONBLOCK from the
 	// listener; on Linux it does not. This stage's writes are meant to block
-	// (see writeAll), so make that true everywhere.
-	if err := unix.SetNonblock(fd, false); err != nil {
+	// (see writeAll), so make that true everywhere, but for at most
+	// sendTimeout at a time.
+	err = unix.SetNonblock(fd, false)
+	if err == nil {
+		err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &sendTimeout)
+	}
+	if err != nil {
 		log.Printf("accept: client fd=%d: %v", fd, err)
 		unix.Close(fd)
 		return -1, false
@@ -166,20 +172,32 @@ func echo(fd int, ev kqueue.Kevent_t, buf []byte, clients map[int]string) {
 //
 // The socket is blocking, so a client that sends but never reads will
 // eventually fill its buffers and stop the whole server here. That is this
-// stage's known limit; stage 07 removes it with a send queue.
+// stage's known limit; stage 07 removes it with a send queue. Meanwhile
+// SIGINT must still work, and its news waits on the self-pipe, which the
+// loop reads only once this write is done. So a write waits at most
+// sendTimeout (SO_SNDTIMEO, setsockopt(2)) and then fails with EAGAIN, or
+// returns the part it did write; writeAll checks for a signal and, if none
+// came, carries on where the write stopped. No byte is lost and no client
+// is dropped for being slow.
 func writeAll(fd int, p []byte) error {
 	for len(p) > 0 {
-		n, err := unix.Write(fd, p)
-		if err == unix.EINTR {
-			continue
+		if signalled.Load() {
+			return errStopping
 		}
-		if err != nil {
+		n, err := unix.Write(fd, p)
+		if n > 0 {
+			p = p[n:]
+		}
+		if err != nil && err != unix.EINTR && err != unix.EAGAIN {
 			return err
 		}
-		p = p[n:]
 	}
 	return nil
 }
+
+// sendTimeout bounds each wait in writeAll: short enough for a signal to be
+// acted on promptly, long enough not to wake a busy server needlessly.
+var sendTimeout = unix.NsecToTimeval((250 * time.Millisecond).Nanoseconds())
 
 // closeClient closes a client's descriptor, which also removes its kevent:
 // no EV_DELETE is needed (kevent(2): closing a descriptor removes every
