@@ -81,6 +81,7 @@ func serve(kq, stop, listener, unixListener int, socket *socketFile, maxClients 
 	for i := range clients {
 		clients[i].fd = free
 	}
+	refused := refusals{} // clients turned away for want of a slot, until closed
 	buf := make([]byte, 64<<10)
 	events := make([]kqueue.Kevent_t, 64)
 
@@ -88,7 +89,7 @@ func serve(kq, stop, listener, unixListener int, socket *socketFile, maxClients 
 		// Nothing is copied in and nothing is scanned: the kernel already
 		// holds the registrations, and it fills events with only those that
 		// fired, at most len(events) of them per call.
-		n, err := kqueue.Kevent(kq, nil, events, nil)
+		n, err := kqueue.Kevent(kq, nil, events, refused.timeout())
 		if err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
@@ -103,10 +104,10 @@ func serve(kq, stop, listener, unixListener int, socket *socketFile, maxClients 
 			fd := int(ev.Ident)
 			switch fd {
 			case stop:
-				shutdown(kq, stop, listener, unixListener, socket, clients)
+				shutdown(kq, stop, listener, unixListener, socket, clients, refused)
 				return
 			case listener, unixListener:
-				client, ok := acceptClient(fd, &spare, clients)
+				client, ok := acceptClient(kq, fd, &spare, clients, refused)
 				if !ok {
 					continue
 				}
@@ -114,9 +115,14 @@ func serve(kq, stop, listener, unixListener int, socket *socketFile, maxClients 
 					closeClient(client, clients, err.Error())
 				}
 			default:
+				if _, ok := refused[fd]; ok {
+					refused.drain(fd, buf)
+					continue
+				}
 				echo(fd, ev, buf, clients)
 			}
 		}
+		refused.expire()
 	}
 }
 
@@ -160,7 +166,7 @@ func slotOf(clients []client, fd int) int {
 // acceptClient takes one connection off the listener's queue, gives it a slot
 // and greets it. It returns the descriptor, or false when there was none to
 // take or no slot to give.
-func acceptClient(listener int, spare *int, clients []client) (int, bool) {
+func acceptClient(kq, listener int, spare *int, clients []client, refused refusals) (int, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
 	case nil:
@@ -189,11 +195,10 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	slot := slotOf(clients, free)
 	if slot < 0 {
 		// The article prints "connection refused" on the server's terminal
-		// and closes the descriptor, so the client sees its connection open
-		// and then end, with no reason given. This one is told why.
-		writeAll(fd, []byte("server full\n"))
+		// and shows nothing more, so as shown the client is never told and
+		// its descriptor is never closed. This one is told why, and closed.
 		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
-		unix.Close(fd)
+		refused.add(kq, fd)
 		return -1, false
 	}
 	clients[slot] = client{fd: fd, addr: addrString(sa)}
@@ -203,6 +208,75 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 		return -1, false
 	}
 	return fd, true
+}
+
+// refusals are the clients turned away because every slot was taken: from
+// the "server full" message until their descriptor is closed, at most
+// refusalGrace later. They hold no slot.
+type refusals map[int]time.Time // descriptor -> when to close it regardless
+
+// refusalGrace is how long a refused client has to close its end.
+const refusalGrace = 2 * time.Second
+
+// add tells a client there is no room, and half-closes its socket. Closing
+// it at once would be wrong if the client has already sent something: a
+// close(2) with unread input makes the kernel answer with a reset, not an
+// orderly end (RFC 1122, 4.2.2.13), and a reset can destroy "server full"
+// before the client reads it. So the server sends its end of file after
+// the message (shutdown(2), SHUT_WR), then reads and discards whatever the
+// client sends (drain) until it closes its end too, or refusalGrace is up.
+func (r refusals) add(kq, fd int) {
+	writeAll(fd, []byte("server full\n"))
+	err := unix.Shutdown(fd, unix.SHUT_WR)
+	if err == nil {
+		err = unix.SetNonblock(fd, true) // drain must never wait
+	}
+	if err == nil {
+		err = watch(kq, fd)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return
+	}
+	r[fd] = time.Now().Add(refusalGrace)
+}
+
+// drain reads and discards what a refused client sent, and closes it once
+// it has closed its end (read returns 0), reset, or run out of time.
+func (r refusals) drain(fd int, buf []byte) {
+	n, err := unix.Read(fd, buf)
+	if err == unix.EAGAIN || err == unix.EINTR || n > 0 && time.Now().Before(r[fd]) {
+		return
+	}
+	unix.Close(fd)
+	delete(r, fd)
+}
+
+// expire closes the refused clients whose time is up.
+func (r refusals) expire() {
+	now := time.Now()
+	for fd, until := range r {
+		if !now.Before(until) {
+			unix.Close(fd)
+			delete(r, fd)
+		}
+	}
+}
+
+// timeout is how long the loop may wait for events: until the first refused
+// client's time is up, or for ever (nil) when there is none.
+func (r refusals) timeout() *unix.Timespec {
+	if len(r) == 0 {
+		return nil
+	}
+	first := time.Time{}
+	for _, until := range r {
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	ts := unix.NsecToTimespec(max(time.Until(first), 0).Nanoseconds())
+	return &ts
 }
 
 // echo reads what one ready client sent and writes it back.
@@ -280,7 +354,7 @@ func closeClient(fd int, clients []client, reason string) {
 // shutdown runs when the self-pipe says a signal came: it reads which one,
 // then closes the listeners and every client so each sees an orderly close,
 // and removes the socket file.
-func shutdown(kq, stop, listener, unixListener int, socket *socketFile, clients []client) {
+func shutdown(kq, stop, listener, unixListener int, socket *socketFile, clients []client, refused refusals) {
 	var b [1]byte
 	unix.Read(stop, b[:])
 	log.Printf("shutting down on %v", syscall.Signal(b[0]))
@@ -293,6 +367,9 @@ func shutdown(kq, stop, listener, unixListener int, socket *socketFile, clients 
 		if c.fd != free {
 			closeClient(c.fd, clients, "server shutting down")
 		}
+	}
+	for fd := range refused {
+		unix.Close(fd)
 	}
 	kqueue.Close(kq)
 }
