@@ -1,4 +1,4 @@
-package workbook_test
+package harness
 
 // Commands for the scripts of stages 01-06 that look at the server from the
 // outside: where it is blocked, how it copes with interrupted writes, and

@@ -1,6 +1,6 @@
-package workbook_test
+package harness
 
-// The system calls of commands_stages_test.go that only Linux has.
+// The system calls of commands_stages.go that only Linux has.
 
 import (
 	"syscall"

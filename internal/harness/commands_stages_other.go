@@ -1,8 +1,8 @@
 //go:build !linux
 
-package workbook_test
+package harness
 
-// What commands_stages_test.go does on systems without Linux's per-thread
+// What commands_stages.go does on systems without Linux's per-thread
 // signals and prlimit(2).
 
 import "syscall"
