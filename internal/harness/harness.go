@@ -288,8 +288,9 @@ func greets(st stage) bool { return st.num >= 3 }
 
 // ncHasN reports whether nc is the OpenBSD netcat: its usage (nc -h) lists
 // -N, which shuts down the sending side at the end of the input and which
-// the scripts rely on. Other netcats lack it or mean something else by it.
+// the scripts rely on. Other netcats lack it or mean something else by it:
+// macOS's nc lists "-N num_probes", hence the word after it.
 var ncHasN = sync.OnceValue(func() bool {
 	out, _ := exec.Command("nc", "-h").CombinedOutput()
-	return regexp.MustCompile(`(?m)^\s*-N\s`).Match(out)
+	return regexp.MustCompile(`(?m)^\s*-N\s+[Ss]hutdown`).Match(out)
 })
