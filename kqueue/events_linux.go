@@ -299,9 +299,11 @@ func (st *fdState) writable() int64 {
 		return int64(max(size-queued, 0))
 	case kindEventfd:
 		// filt_eventfdwrite() in FreeBSD's sys_eventfd.c: the room
-		// left before the counter reaches its maximum.
+		// left before the counter reaches its maximum, a uint64 stored
+		// in the int64 data as it is (so it reads as negative until the
+		// counter passes 2^63).
 		if n, ok := eventfdCountFd(st.fd); ok {
-			return int64(min(eventfdMax-n, 1<<63-1))
+			return int64(eventfdMax - n)
 		}
 	}
 	return 0
