@@ -178,7 +178,7 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 			// A knote already reported from the pending list is
 			// not reported again in the same call.
 			q.skip = delivered
-			var stale bool
+			var stale uint64
 			n, stale = q.translate(buf[:got], events, n)
 			q.skip = 0
 			// Another caller may have left events it had no room
@@ -186,7 +186,7 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 			if len(q.pending) > 0 && n < len(events) {
 				n = q.deliverPending(events, n)
 			}
-			q.afterWait(epoch, stale && !w.poll)
+			q.afterWait(epoch, stale)
 		}
 		q.mu.Unlock()
 		// Every epoll event may have been for a knote that is gone by

@@ -17,15 +17,20 @@ package kqueue
 
 import "golang.org/x/sys/unix"
 
-// afterWait runs after each epoll_wait, with q.mu held. stale says the
-// wait reported a registration the package has forgotten; epoch is the
-// instance the wait started on.
-func (q *queue) afterWait(epoch uint32, stale bool) {
+// afterWait runs after each epoll_wait, with q.mu held. stale names a
+// registration the package has forgotten that the wait reported, or is 0;
+// epoch is the instance the wait started on. A registration the package
+// removed itself can still be reported once, by a wait that had collected
+// it just before; one reported by two waits in a row is a leftover.
+func (q *queue) afterWait(epoch uint32, stale uint64) {
 	if epoch != q.epoch.Load() && q.oldSleepers > 0 {
 		q.oldSleepers--
 	}
+	seen := q.stale
+	q.stale = stale
 	switch {
-	case stale && epoch == q.epoch.Load():
+	case stale != 0 && stale == seen && epoch == q.epoch.Load():
+		q.stale = 0
 		q.rebuild()
 	case q.wakeSet && len(q.pending) == 0 && q.oldSleepers == 0:
 		q.setWake(false)

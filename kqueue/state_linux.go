@@ -59,6 +59,7 @@ type queue struct {
 	// rebuild replaced, which the wake eventfd wakes.
 	sleepers    atomic.Int32
 	oldSleepers int32
+	stale       uint64 // the forgotten registration the last wait reported
 
 	waitBuf  [128]unix.EpollEvent // what epoll_wait on epfd fills
 	waiting  atomic.Bool          // waitBuf is in use
@@ -78,10 +79,10 @@ type knote struct {
 	bits    uint32 // the epoll events that made a queued knote fire
 	sent    uint64 // the batch of pending events that last reported it
 
-	// lowat is NOTE_LOWAT's mark (or SO_RCVLOWAT's, see addFile): the
-	// filter reports only once that many bytes wait (or that much
-	// room is free). 0 means no mark.
-	lowat int64
+	// lowat is NOTE_LOWAT's mark, or else sockLowat, SO_RCVLOWAT's at
+	// EV_ADD (see addFile): the filter reports only once that many
+	// bytes wait (or that much room is free). 0 means no mark.
+	lowat, sockLowat int64
 
 	file *fdState // EVFILT_READ and EVFILT_WRITE
 	dfd  int      // EVFILT_TIMER, EVFILT_USER: the timerfd or eventfd that drives it
