@@ -87,6 +87,7 @@ func Kqueue() (kq int, err error) {
 		clear:   [2]int{-1, -1},
 		diag:    diag{fd: -1},
 		wake:    wake,
+		nudge:   -1,
 		idents:  make(map[identKey]*knote),
 		drivers: make(map[int32]*knote),
 	}
@@ -162,9 +163,7 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 	for {
 		room := min(len(events)-n, len(buf))
 		epoch := q.epoch.Load()
-		q.sleepers.Add(1)
 		got, err := w.wait(q.epfd, buf[:room])
-		q.sleepers.Add(-1)
 		if err != nil && n > 0 {
 			return n, nil // events from the pending list are the answer
 		}

@@ -97,3 +97,56 @@ func TestUserDispatch(t *testing.T) {
 	change(t, kq, 5, kqueue.EVFILT_USER, kqueue.EV_ENABLE, 0, 1)
 	expect(t, waitOne(t, kq), 5, kqueue.EVFILT_USER, kqueue.EV_DISPATCH, 1)
 }
+
+// Two goroutines asleep in kevent while a closed descriptor's file, kept
+// open by a dup, becomes readable (its knote went with the close:
+// knote_fdclose()), and then each is woken by a user event of its own.
+// On Linux this is the case where the emulation replaces its epoll
+// instance under the sleepers (rebuild_linux.go); they must still wake.
+func TestWaitersSurviveRebuild(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	dup, err := unix.Dup(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLater(t, dup)
+	closeNow(t, b)
+	changeFails(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DELETE, unix.EBADF) // the number is not open
+	ready, got := make(chan bool), make(chan uint64, 2)
+	for range 2 {
+		go func() {
+			evs := make([]kqueue.Kevent_t, 1)
+			ready <- true
+			n, _ := kevent(kq, evs, &mustCome)
+			if n != 1 {
+				got <- 0
+				return
+			}
+			got <- evs[0].Udata
+		}()
+	}
+	<-ready
+	<-ready
+	send(t, a, "x") // the file behind dup is readable now
+	// Usually the waiters are asleep by now. Two polls that find
+	// nothing: the emulation sees the leftover twice and rebuilds.
+	// The user events are added only now, so that on Linux they are
+	// registered in the new instance alone.
+	noEvent(t, kq)
+	noEvent(t, kq)
+	for ident := 10; ident < 12; ident++ {
+		change(t, kq, ident, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_CLEAR|kqueue.EV_ONESHOT, 0, uint64(ident))
+	}
+	trigger(t, kq, 10, kqueue.NOTE_TRIGGER, 0, 10)
+	trigger(t, kq, 11, kqueue.NOTE_TRIGGER, 0, 11)
+	seen := map[uint64]bool{}
+	for range 2 {
+		seen[<-got] = true
+	}
+	if !seen[10] || !seen[11] {
+		t.Fatalf("the waiters got %v, want one user event each", seen)
+	}
+}
