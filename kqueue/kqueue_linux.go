@@ -3,13 +3,15 @@
 // A queue is an epoll instance; its descriptor is the kq the caller holds.
 // What epoll does not keep for us, this package keeps in a queue struct:
 // one knote per (ident, filter) with the caller's flags and udata, the
-// timers, and the events that fired but did not fit in the caller's list.
-// kqueue/README.md walks through every feature and where it differs from a
-// real kqueue.
+// timers and user events, and the events that fired but did not fit in the
+// caller's list. kqueue/README.md walks through every feature and where it
+// differs from a real kqueue.
 //
 // This file holds the API: the constants, Kqueue, Kevent and Close. The
 // changelist is applied in changes_linux.go, events are translated in
-// events_linux.go, and timers live in timer_linux.go.
+// events_linux.go, timers and user events live in ident_linux.go, how a
+// descriptor's file is recognised in identity_linux.go, and how leftover
+// registrations are dropped in rebuild_linux.go.
 
 package kqueue
 
