@@ -91,15 +91,24 @@ func TestTimeoutWithoutPwait2(t *testing.T) {
 	}
 	defer Close(kq)
 	events := make([]Kevent_t, 1)
+	// A signal to the waiting thread is no event: wait again.
+	wait := func(changes []Kevent_t, ts unix.Timespec) (int, error) {
+		for {
+			n, err := Kevent(kq, changes, events, &ts)
+			if err != unix.EINTR {
+				return n, err
+			}
+			changes = nil
+		}
+	}
 	for _, ts := range []unix.Timespec{{Nsec: 1000}, {Nsec: 2e6}} {
-		if n, err := Kevent(kq, nil, events, &ts); n != 0 || err != nil {
+		if n, err := wait(nil, ts); n != 0 || err != nil {
 			t.Fatalf("timeout %v: Kevent = %d, %v; want 0, nil", ts, n, err)
 		}
 	}
 	var c Kevent_t
 	EV_SET(&c, 1, EVFILT_TIMER, EV_ADD|EV_ONESHOT, 0, 1, 7)
-	ts := unix.NsecToTimespec(10e9)
-	if n, err := Kevent(kq, []Kevent_t{c}, events, &ts); n != 1 || err != nil || events[0].Udata != 7 {
+	if n, err := wait([]Kevent_t{c}, unix.NsecToTimespec(10e9)); n != 1 || err != nil || events[0].Udata != 7 {
 		t.Fatalf("Kevent = %d, %v (%+v); want the timer", n, err, events[0])
 	}
 }
