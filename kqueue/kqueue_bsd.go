@@ -32,7 +32,7 @@ func Kqueue() (kq int, err error) {
 
 // Kevent registers the changes, then waits for events and stores them in
 // events, as kevent(2) does. A nil timeout waits for ever, a zero one polls.
-func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
+func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
 	buf := newNativeBuffer(len(changes) + len(events))
 	nativeChanges := buf.slice(0, len(changes))
 	nativeEvents := buf.slice(len(changes), len(changes)+len(events))

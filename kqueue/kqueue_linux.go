@@ -105,7 +105,7 @@ func Kqueue() (kq int, err error) {
 // as the error when there is not. On error n is -1, as on the native path
 // (where it is the system call's own -1); EINTR comes back as an error, as
 // it does from kevent(2), with the changes applied.
-func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
+func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
 	q := lookup(kq)
 	if q == nil {
 		return -1, unix.EBADF
