@@ -25,6 +25,7 @@ need = $(if $($(1)),,$(error set $(1), for example: make $@ $(1)=$(2)))
 # Stops with a message unless stage $(1) exists.
 exists = $(if $(call stagedir,$(1)),,$(error no stage $(1); the stages are $(wildcard [0-9][0-9]-*)))
 
+run: export KQUEUE_TRACE := $(or $(TRACE),$(KQUEUE_TRACE))
 run: ## run a stage: make run STAGE=02 (or DIR=...) [ARGS='-addr localhost:9000']
 ifdef DIR
 	cd $(DIR) && go run . $(ARGS)
