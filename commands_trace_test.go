@@ -14,6 +14,8 @@ package workbook_test
 //	                       ${name} in a later pattern stands for exactly that;
 //	                       a pattern written "! REGEXP" matches no line
 //	                       between the matches of its neighbours
+//	freeze DURATION        stop the server (SIGSTOP) for DURATION, then let it
+//	                       go on (SIGCONT): its timers keep counting meanwhile
 //
 // serve starts the server with the test's own environment, not the script's,
 // so testscript's env cannot reach it: tracing puts a two-line shell script
@@ -24,6 +26,8 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -31,6 +35,20 @@ import (
 func init() {
 	commands["tracing"] = cmdTracing
 	commands["inorder"] = cmdInorder
+	commands["freeze"] = cmdFreeze
+}
+
+func cmdFreeze(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "freeze", "")
+	if len(args) != 1 {
+		ts.Fatalf("usage: freeze DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	srv := runningServer(ts, "freeze")
+	ts.Check(srv.cmd.Process.Signal(syscall.SIGSTOP))
+	time.Sleep(d) // not to wait for something: the time passing is the point
+	ts.Check(srv.cmd.Process.Signal(syscall.SIGCONT))
 }
 
 func cmdTracing(ts *testscript.TestScript, neg bool, args []string) {
