@@ -54,8 +54,8 @@ func (q *queue) apply(c *Kevent_t) error {
 	switch c.Filter {
 	case EVFILT_READ, EVFILT_WRITE:
 		return q.applyFile(c)
-	case EVFILT_TIMER:
-		return q.applyTimer(c)
+	case EVFILT_TIMER, EVFILT_USER:
+		return q.applyIdent(c)
 	}
 	return unix.EINVAL
 }
@@ -75,19 +75,40 @@ func (q *queue) applyFile(c *Kevent_t) error {
 		}
 		return unix.EBADF
 	}
-	if st != nil && !st.is(&stat) {
+	if st != nil && !q.same(st, &stat) {
 		q.forget(st) // closed without EV_DELETE, and the number reused
 		st = nil
 	}
 	kn := st.knote(c.Filter)
-	if c.Flags&EV_ADD != 0 {
-		return q.addFile(fd, st, kn, &stat, c)
-	}
-	if kn == nil {
+	switch {
+	case kn != nil && c.Flags&EV_DELETE != 0:
+		// kqueue_register() deletes an existing knote even when
+		// EV_ADD is set too; only a new one is created by EV_ADD|EV_DELETE.
+		q.detach(kn)
+		return q.settle(st, -1)
+	case c.Flags&EV_ADD != 0:
+		err := q.addFile(fd, st, kn, &stat, c)
+		if err == unix.ENOENT && st != nil {
+			// epoll no longer knew the registration: the file was
+			// closed after all, and one with the same device and
+			// inode (a reopened FIFO, any eventfd) took its number.
+			// settle has forgotten the old knotes; this is a new add.
+			err = q.addFile(fd, nil, nil, &stat, c)
+		}
+		return err
+	case kn == nil:
 		return unix.ENOENT
 	}
+	// Any change but a delete replaces udata and the filter's
+	// parameters: kqueue_register() sets kn_kevent.udata and
+	// kn_sfflags/kn_sdata before it looks at EV_ENABLE or EV_DISABLE.
+	kn.udata = c.Udata
+	force := -1
+	if kn.setLowat(c) && kn.enabled {
+		force = kn.instance() // the filter looks again with the new mark
+	}
 	q.act(kn, c.Flags)
-	return q.settle(st, -1)
+	return q.settle(st, force)
 }
 
 // addFile handles EV_ADD: a new knote, or new udata for an existing one.
@@ -95,9 +116,11 @@ func (q *queue) addFile(fd int, st *fdState, kn *knote, stat *unix.Stat_t, c *Ke
 	if st == nil {
 		st = &fdState{fd: fd, gen: q.nextGen(), dev: uint64(stat.Dev), ino: uint64(stat.Ino)}
 		q.setFile(fd, st)
+		// Only a socket that was neither connected nor listening can
+		// change its kind later, and that one is looked at again on
+		// each of its events (lookAgain).
+		q.probe(st)
 	}
-	// Every time: a socket may have started listening since.
-	st.probe(fd)
 	created := kn == nil
 	force := -1
 	if created {
@@ -111,6 +134,14 @@ func (q *queue) addFile(fd int, st *fdState, kn *knote, stat *unix.Stat_t, c *Ke
 		}
 		if c.Filter == EVFILT_READ {
 			st.read = kn
+			// filt_soread() in uipc_socket.c holds the event until
+			// so_rcv.sb_lowat bytes wait when NOTE_LOWAT is not given;
+			// SO_RCVLOWAT sets that mark.
+			if st.kind == kindSocket || st.kind == kindUnconnected {
+				if mark, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVLOWAT); err == nil && mark > 1 {
+					kn.lowat = int64(mark)
+				}
+			}
 		} else {
 			st.write = kn
 		}
@@ -120,16 +151,35 @@ func (q *queue) addFile(fd int, st *fdState, kn *knote, stat *unix.Stat_t, c *Ke
 		// re-arms an EV_CLEAR knote's edge if the condition holds.
 		force = kn.instance()
 	}
+	kn.setLowat(c)
 	// Re-adding an existing knote changes its parameters, not its kind:
 	// FreeBSD keeps the flags it was created with and replaces udata.
 	kn.udata = c.Udata
-	q.act(kn, c.Flags)
+	flags := c.Flags
+	if created {
+		flags &^= EV_DELETE
+	}
+	q.act(kn, flags)
 	err := q.settle(st, force)
 	if err != nil && created && kn.live {
 		q.detach(kn)
 		q.settle(st, -1)
 	}
 	return err
+}
+
+// setLowat takes NOTE_LOWAT and its mark from a change, for sockets, as
+// filt_soread() and filt_sowrite() do; it reports whether the mark changed.
+func (kn *knote) setLowat(c *Kevent_t) bool {
+	old := kn.lowat
+	if c.Fflags&NOTE_LOWAT != 0 && kn.file.isSocket() {
+		kn.lowat = max(c.Data, 0)
+	}
+	return kn.lowat != old
+}
+
+func (st *fdState) isSocket() bool {
+	return st.kind == kindSocket || st.kind == kindUnconnected
 }
 
 // act applies EV_DELETE, EV_ENABLE and EV_DISABLE to a knote.
@@ -159,40 +209,44 @@ func (q *queue) settle(st *fdState, force int) error {
 	return err
 }
 
+// masks says which events st's enabled knotes need in each instance.
+func (st *fdState) masks() (mask [3]uint32) {
+	for _, kn := range [2]*knote{st.read, st.write} {
+		if kn != nil && kn.enabled {
+			i := kn.instance()
+			mask[i] |= kn.listen()
+			if i > 0 || st.kind == kindUnconnected {
+				mask[i] |= unix.EPOLLET
+			}
+		}
+	}
+	return mask
+}
+
 // sync makes epoll's registrations for st match its knotes. A descriptor
 // is registered in an instance only while one of its knotes there is
 // enabled: epoll always reports hang-ups and errors, even with an empty
 // event mask, and a disabled filter must report nothing.
 func (q *queue) sync(st *fdState, force int) error {
-	var mask [3]uint32
-	for _, kn := range [2]*knote{st.read, st.write} {
-		if kn != nil && kn.enabled {
-			i := kn.instance()
-			mask[i] |= kn.listen()
-			if i > 0 {
-				mask[i] |= unix.EPOLLET
-			}
-		}
-	}
-	for i, m := range mask {
+	for i, m := range st.masks() {
 		var err error
 		switch had := st.mask[i]; {
 		case m == had && (m == 0 || i != force):
 			continue
 		case had == 0:
 			if err = q.openClear(i); err == nil {
-				err = q.ctl(i, unix.EPOLL_CTL_ADD, st, m)
+				err = q.ctl(q.instanceFd(i), unix.EPOLL_CTL_ADD, st, m)
 			}
 			if err == unix.EEXIST {
 				// A registration this package had forgotten,
 				// of a file that stayed open elsewhere and
 				// came back under the same number: take it over.
-				err = q.ctl(i, unix.EPOLL_CTL_MOD, st, m)
+				err = q.ctl(q.instanceFd(i), unix.EPOLL_CTL_MOD, st, m)
 			}
 		case m == 0:
-			err = q.ctl(i, unix.EPOLL_CTL_DEL, st, 0)
+			err = q.ctl(q.instanceFd(i), unix.EPOLL_CTL_DEL, st, 0)
 		default:
-			err = q.ctl(i, unix.EPOLL_CTL_MOD, st, m)
+			err = q.ctl(q.instanceFd(i), unix.EPOLL_CTL_MOD, st, m)
 		}
 		if err != nil {
 			return err
@@ -202,11 +256,22 @@ func (q *queue) sync(st *fdState, force int) error {
 	return nil
 }
 
-func (q *queue) ctl(instance, op int, st *fdState, mask uint32) error {
-	epfd := q.epfd
-	if instance > 0 {
-		epfd = q.clear[instance-1]
+// rearm re-registers a level-triggered knote with a low-water mark after
+// it has reported, so that epoll looks at its condition again.
+func (q *queue) rearm(kn *knote) {
+	if kn.lowat > 0 && kn.flags&EV_CLEAR == 0 && kn.live && kn.enabled {
+		q.settle(kn.file, kn.instance())
 	}
+}
+
+func (q *queue) instanceFd(instance int) int {
+	if instance > 0 {
+		return q.clear[instance-1]
+	}
+	return q.epfd
+}
+
+func (q *queue) ctl(epfd, op int, st *fdState, mask uint32) error {
 	ev := unix.EpollEvent{Events: mask, Fd: int32(st.fd), Pad: int32(st.gen<<2 | tagFile)}
 	return unix.EpollCtl(epfd, op, st.fd, &ev)
 }
@@ -230,30 +295,41 @@ func (q *queue) openClear(instance int) error {
 	return nil
 }
 
-// is reports whether stat describes the file st's filters were added for.
-func (st *fdState) is(stat *unix.Stat_t) bool {
-	return st.dev == uint64(stat.Dev) && st.ino == uint64(stat.Ino)
-}
-
-// sameFile reports whether st's descriptor still refers to that file.
-func (st *fdState) sameFile() bool {
-	var stat unix.Stat_t
-	return unix.Fstat(st.fd, &stat) == nil && st.is(&stat)
-}
-
-// probe finds out what kind of descriptor fd is, so that an event's Data
+// probe finds out what kind of descriptor st is, so that an event's Data
 // costs one system call.
-func (st *fdState) probe(fd int) {
-	_, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+func (q *queue) probe(st *fdState) {
+	fd := st.fd
+	was := st.kind
+	defer func() {
+		switch {
+		case was != kindUnconnected && st.kind == kindUnconnected:
+			q.unconnected.Add(1)
+		case was == kindUnconnected && st.kind != kindUnconnected:
+			q.unconnected.Add(-1)
+		}
+	}()
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil { // ENOTSOCK
 		st.kind = kindOther
-		if size, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0); err == nil {
-			st.kind, st.pipeSize = kindPipe, size
+		switch {
+		case lookup(fd) != nil && lookup(fd).epfd == fd:
+			st.kind = kindQueue
+		case isEventfd(fd):
+			st.kind = kindEventfd
+		default:
+			if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0); err == nil {
+				st.kind = kindPipe
+			}
 		}
 		return
 	}
 	st.kind = kindSocket
 	if listening, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); listening == 0 {
+		if typ == unix.SOCK_STREAM || typ == unix.SOCK_SEQPACKET {
+			if _, err := unix.Getpeername(fd); err == unix.ENOTCONN {
+				st.kind = kindUnconnected
+			}
+		}
 		return
 	}
 	switch domain, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); domain {
@@ -262,6 +338,35 @@ func (st *fdState) probe(fd int) {
 	case unix.AF_INET, unix.AF_INET6:
 		if proto, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); proto == unix.IPPROTO_TCP {
 			st.kind = kindTCPListener
+		}
+	}
+}
+
+// lookAgain is called for an unconnected socket on each of its epoll
+// events and at each Kevent call: it reports whether the socket has
+// connected, failed to connect (EPOLLERR), or started listening since,
+// and if so makes its registration an ordinary one. Until then a real
+// kqueue reports nothing for it: filt_sowrite() in uipc_socket.c returns 0
+// for a socket that is not connected but needs a connection, and
+// filt_soread() finds nothing to read and no end of file.
+func (q *queue) lookAgain(st *fdState, bits uint32) bool {
+	if bits&unix.EPOLLERR != 0 {
+		st.kind = kindSocket
+		q.unconnected.Add(-1)
+	} else if q.probe(st); st.kind == kindUnconnected {
+		return false
+	}
+	q.settle(st, 0) // level-triggered from now on, and checked again at once
+	return true
+}
+
+// lookAgainAll calls lookAgain for every unconnected socket. An AF_UNIX
+// connect wakes only the listener, never the connecting socket, so
+// without this its write filter would not report until some other event.
+func (q *queue) lookAgainAll() {
+	for _, st := range q.files {
+		if st != nil && st.kind == kindUnconnected {
+			q.lookAgain(st, 0)
 		}
 	}
 }

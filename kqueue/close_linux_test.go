@@ -33,7 +33,7 @@ func TestCloseFreesEverything(t *testing.T) {
 	}
 	q := lookup(kq)
 	q.mu.Lock()
-	owned := []int{kq, q.timers[1].tfd, q.clear[0], q.clear[1]}
+	owned := []int{kq, q.idents[identKey{EVFILT_TIMER, 1}].dfd, q.clear[0], q.clear[1]}
 	q.mu.Unlock()
 	inodes := make([]uint64, len(owned))
 	for i, fd := range owned {
@@ -56,7 +56,7 @@ func TestCloseFreesEverything(t *testing.T) {
 	if lookup(kq) == q {
 		t.Error("the queue's bookkeeping is still registered")
 	}
-	if q.files != nil || q.timers != nil || q.pending != nil {
+	if q.files != nil || q.idents != nil || q.pending != nil {
 		t.Error("the queue's bookkeeping was not freed")
 	}
 }

@@ -13,8 +13,10 @@ import (
 )
 
 // translate appends to events[n:] the kevents for what epoll reported and
-// returns the new count. The caller holds q.mu.
-func (q *queue) translate(ready []unix.EpollEvent, events []Kevent_t, n int) int {
+// returns the new count, and whether epoll reported a registration this
+// package has forgotten (see rebuild). The caller holds q.mu.
+func (q *queue) translate(ready []unix.EpollEvent, events []Kevent_t, n int) (int, bool) {
+	stale := false
 	for i := range ready {
 		ev := &ready[i]
 		tag, gen := uint32(ev.Pad)&3, uint32(ev.Pad)>>2
@@ -22,11 +24,12 @@ func (q *queue) translate(ready []unix.EpollEvent, events []Kevent_t, n int) int
 		case tagFile:
 			st := q.file(int(ev.Fd))
 			if st == nil || st.gen != gen {
-				continue // for a registration this package has forgotten
+				stale = true // for a registration this package has forgotten
+				continue
 			}
 			n = q.fileReady(st, 0, ev.Events, events, n)
-		case tagTimer:
-			kn := q.timerByTfd[ev.Fd]
+		case tagDriver:
+			kn := q.drivers[ev.Fd]
 			if kn == nil || kn.gen != gen || !kn.enabled {
 				continue
 			}
@@ -37,9 +40,11 @@ func (q *queue) translate(ready []unix.EpollEvent, events []Kevent_t, n int) int
 				i = 1
 			}
 			n = q.drainClear(i, events, n)
+		case tagWake:
+			// The pending list is not empty: the caller delivers it.
 		}
 	}
-	return n
+	return n, stale
 }
 
 // drainClear collects the edge-triggered events waiting in clear[i]. The
@@ -66,6 +71,9 @@ func (q *queue) drainClear(i int, events []Kevent_t, n int) int {
 // fileReady demultiplexes one epoll event of a descriptor into a kevent per
 // enabled knote of that epoll instance that the event concerns.
 func (q *queue) fileReady(st *fdState, instance int, bits uint32, events []Kevent_t, n int) int {
+	if st.kind == kindUnconnected && !q.lookAgain(st, bits) {
+		return n // still neither connected nor listening: nothing to say
+	}
 	for _, kn := range [2]*knote{st.read, st.write} {
 		if kn == nil || !kn.enabled || kn.instance() != instance || bits&kn.fires() == 0 {
 			continue
@@ -91,35 +99,63 @@ func (q *queue) emit(kn *knote, bits uint32, events []Kevent_t, n int) int {
 		kn.queued, kn.bits = true, bits
 		q.pending = append(q.pending, kn)
 		q.npending.Store(int32(len(q.pending)))
+		q.setWake(true)
 		return n
 	}
 	if !q.fill(&events[n], kn, bits) {
 		return n
 	}
-	if kn.flags&EV_ONESHOT != 0 {
+	switch {
+	case kn.flags&EV_ONESHOT != 0:
 		// EV_ONESHOT: the knote is deleted once it has been reported.
-		if kn.filter == EVFILT_TIMER {
-			q.dropTimer(kn)
+		if kn.file == nil {
+			q.dropIdent(kn)
 		} else {
 			q.detach(kn)
 			q.settle(kn.file, -1)
 		}
+	case kn.flags&EV_DISPATCH != 0:
+		// EV_DISPATCH: disabled once it has been reported.
+		kn.enabled = false
+		if kn.file == nil {
+			q.syncIdent(kn)
+		} else {
+			q.settle(kn.file, -1)
+		}
+	case kn.file != nil:
+		q.rearm(kn)
 	}
 	return n + 1
 }
 
-// deliverPending writes queued events to the front of events. The caller
-// holds q.mu.
-func (q *queue) deliverPending(events []Kevent_t) int {
+// setWake makes the queue's wake eventfd readable (on) or not, so that it
+// tells epoll_wait whether the pending list holds anything. Only a full
+// event list makes it change, never a steady loop.
+func (q *queue) setWake(on bool) {
+	if on == q.wakeSet || q.wake < 0 {
+		return
+	}
+	if on {
+		var one = [8]byte{1}
+		unix.Write(q.wake, one[:])
+	} else {
+		unix.Read(q.wake, q.countBuf[:])
+	}
+	q.wakeSet = on
+}
+
+// deliverPending writes queued events to events[n:] and returns the new
+// count. The caller holds q.mu.
+func (q *queue) deliverPending(events []Kevent_t, n int) int {
 	q.call++
-	n, i := 0, 0
+	i := 0
 	for ; i < len(q.pending) && n < len(events); i++ {
 		kn := q.pending[i]
 		kn.queued = false
 		if !kn.live || !kn.enabled {
 			continue // deleted or disabled since: its event goes too
 		}
-		if kn.file != nil && !kn.file.sameFile() {
+		if kn.file != nil && !q.stillOpen(kn.file) {
 			// The descriptor was closed since, and its events
 			// went with it; its number may name a new file now.
 			q.forget(kn.file)
@@ -142,6 +178,9 @@ func (q *queue) deliverPending(events []Kevent_t) int {
 	clear(q.pending[rest:])
 	q.pending = q.pending[:rest]
 	q.npending.Store(int32(rest))
+	if rest == 0 {
+		q.setWake(false)
+	}
 	return n
 }
 
@@ -156,7 +195,8 @@ func (q *queue) pollNow(kn *knote) uint32 {
 }
 
 // fill writes the kevent for a knote. It returns false when there turns out
-// to be nothing to report (a timer that had not expired after all).
+// to be nothing to report (a timer that had not expired after all, fewer
+// bytes than the low-water mark).
 func (q *queue) fill(ev *Kevent_t, kn *knote, bits uint32) bool {
 	*ev = Kevent_t{Ident: kn.ident, Filter: kn.filter, Flags: kn.flags, Udata: kn.udata}
 	st := kn.file
@@ -165,6 +205,8 @@ func (q *queue) fill(ev *Kevent_t, kn *knote, bits uint32) bool {
 		if ev.Data = q.expirations(kn); ev.Data == 0 {
 			return false
 		}
+	case EVFILT_USER:
+		return q.userFill(ev, kn)
 	case EVFILT_READ:
 		ev.Data = q.readable(st)
 		// EPOLLRDHUP: the peer shut down writing. EPOLLHUP: both
@@ -172,13 +214,25 @@ func (q *queue) fill(ev *Kevent_t, kn *knote, bits uint32) bool {
 		if bits&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
 			ev.Flags |= EV_EOF
 			ev.Fflags = st.socketError(bits)
+		} else if ev.Data < max(kn.lowat, 1) && (kn.lowat > 0 || st.kind == kindQueue) {
+			// Below the mark (filt_soread()), or a kqueue
+			// with nothing pending (filt_kqueue()).
+			return false
 		}
 	case EVFILT_WRITE:
-		ev.Data = st.writable()
 		// A pipe whose readers are gone reports EPOLLERR alone.
 		if bits&unix.EPOLLHUP != 0 || (st.kind == kindPipe && bits&unix.EPOLLERR != 0) {
 			ev.Flags |= EV_EOF
 			ev.Fflags = st.socketError(bits)
+			if st.kind == kindPipe {
+				// filt_pipewrite() in sys_pipe.c: no reader,
+				// no room.
+				return true
+			}
+		}
+		ev.Data = st.writable()
+		if ev.Flags&EV_EOF == 0 && kn.lowat > 0 && ev.Data < kn.lowat {
+			return false
 		}
 	}
 	return true
@@ -201,6 +255,11 @@ func (q *queue) readable(st *fdState) int64 {
 			return n
 		}
 		return 1 // at least one, or epoll would not have reported it
+	case kindQueue:
+		return countOf(st.fd)
+	case kindEventfd:
+		n, _ := eventfdCountFd(st.fd)
+		return int64(n)
 	}
 	// SIOCINQ is FIONREAD under its socket name: for a pipe, too, it
 	// counts the bytes waiting.
@@ -227,11 +286,23 @@ func (st *fdState) writable() int64 {
 		}
 		return int64(max(size-queued, 0))
 	case kindPipe:
+		// The capacity is asked each time: F_SETPIPE_SZ may have
+		// changed it since EV_ADD.
+		size, err := unix.FcntlInt(uintptr(st.fd), unix.F_GETPIPE_SZ, 0)
+		if err != nil {
+			return 0
+		}
 		queued, err := unix.IoctlGetInt(st.fd, unix.SIOCINQ)
 		if err != nil {
 			return 0
 		}
-		return int64(max(st.pipeSize-queued, 0))
+		return int64(max(size-queued, 0))
+	case kindEventfd:
+		// filt_eventfdwrite() in FreeBSD's sys_eventfd.c: the room
+		// left before the counter reaches its maximum.
+		if n, ok := eventfdCountFd(st.fd); ok {
+			return int64(min(eventfdMax-n, 1<<63-1))
+		}
 	}
 	return 0
 }
@@ -240,7 +311,7 @@ func (st *fdState) writable() int64 {
 // there is one. Reading SO_ERROR also clears it on Linux, so it is kept for
 // the rest of the registration's events.
 func (st *fdState) socketError(bits uint32) uint32 {
-	if bits&unix.EPOLLERR != 0 && st.kind == kindSocket {
+	if bits&unix.EPOLLERR != 0 && st.isSocket() {
 		if e, err := unix.GetsockoptInt(st.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
 			st.err = uint32(e)
 		}

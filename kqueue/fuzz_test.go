@@ -119,7 +119,10 @@ func FuzzChanges(f *testing.F) {
 				case flags == kqueue.EV_DELETE:
 					delete(m.knotes, key)
 				default:
+					// Any change but a delete replaces udata
+					// (kqueue_register() in kern_event.c).
 					kn.enabled = flags == kqueue.EV_ENABLE
+					kn.udata = udata
 					m.knotes[key] = kn
 				}
 				if err != nil {

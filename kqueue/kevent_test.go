@@ -231,15 +231,14 @@ func TestDisableHoldsPendingEvent(t *testing.T) {
 	if first.Filter == kqueue.EVFILT_READ {
 		other = kqueue.EVFILT_WRITE
 	}
-	change(t, kq, b, first.Filter, kqueue.EV_DISABLE, 0, 0)
-	change(t, kq, b, other, kqueue.EV_DISABLE, 0, 0)
+	// Each change passes the knote's own udata: any change but a
+	// delete replaces it (kqueue_register() in kern_event.c).
+	udata := map[int16]uint64{kqueue.EVFILT_READ: 1, kqueue.EVFILT_WRITE: 2}
+	change(t, kq, b, first.Filter, kqueue.EV_DISABLE, 0, udata[first.Filter])
+	change(t, kq, b, other, kqueue.EV_DISABLE, 0, udata[other])
 	noEvent(t, kq)
-	change(t, kq, b, other, kqueue.EV_ENABLE, 0, 0)
-	want := uint64(1)
-	if other == kqueue.EVFILT_WRITE {
-		want = 2
-	}
-	expect(t, waitOne(t, kq), b, other, 0, want)
+	change(t, kq, b, other, kqueue.EV_ENABLE, 0, udata[other])
+	expect(t, waitOne(t, kq), b, other, 0, udata[other])
 }
 
 // The changelist and the eventlist may be the same array, as C programs

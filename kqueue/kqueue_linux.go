@@ -15,9 +15,9 @@ package kqueue
 
 import (
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,47 +28,40 @@ const (
 	EVFILT_READ  = -0x1
 	EVFILT_WRITE = -0x2
 	EVFILT_TIMER = -0x7
+	EVFILT_USER  = -0xb
 
-	EV_ADD     = 0x1
-	EV_DELETE  = 0x2
-	EV_ENABLE  = 0x4
-	EV_DISABLE = 0x8
-	EV_ONESHOT = 0x10
-	EV_CLEAR   = 0x20
-	EV_RECEIPT = 0x40
-	EV_ERROR   = 0x4000
-	EV_EOF     = 0x8000
+	EV_ADD      = 0x1
+	EV_DELETE   = 0x2
+	EV_ENABLE   = 0x4
+	EV_DISABLE  = 0x8
+	EV_ONESHOT  = 0x10
+	EV_CLEAR    = 0x20
+	EV_RECEIPT  = 0x40
+	EV_DISPATCH = 0x80
+	EV_ERROR    = 0x4000
+	EV_EOF      = 0x8000
+
+	NOTE_LOWAT = 0x1
+
+	NOTE_SECONDS  = 0x1
+	NOTE_MSECONDS = 0x2
+	NOTE_USECONDS = 0x4
+	NOTE_NSECONDS = 0x8
+	NOTE_ABSTIME  = 0x10
+
+	NOTE_FFNOP      = 0x0
+	NOTE_FFAND      = 0x40000000
+	NOTE_FFOR       = 0x80000000
+	NOTE_FFCOPY     = 0xc0000000
+	NOTE_FFCTRLMASK = 0xc0000000
+	NOTE_FFLAGSMASK = 0xffffff
+	NOTE_TRIGGER    = 0x1000000
 )
 
-// queues maps each kq descriptor to its bookkeeping: a table indexed by
-// the descriptor number. Kqueue and Close replace the table with an updated
-// copy and never change a published one, so Kevent looks its queue up
-// without taking a lock.
-var queues struct {
-	mu    sync.Mutex // serialises Kqueue and Close
-	table atomic.Pointer[[]*queue]
-}
+// queues maps each kq descriptor to its bookkeeping.
+var queues table[queue]
 
-func lookup(kq int) *queue {
-	if t := queues.table.Load(); t != nil && kq >= 0 && kq < len(*t) {
-		return (*t)[kq]
-	}
-	return nil
-}
-
-// publish sets the table's entry for kq and returns the one it replaced.
-// The caller holds queues.mu.
-func publish(kq int, q *queue) (old *queue) {
-	var t []*queue
-	if p := queues.table.Load(); p != nil {
-		t = *p
-	}
-	next := make([]*queue, max(len(t), kq+1))
-	copy(next, t)
-	old, next[kq] = next[kq], q
-	queues.table.Store(&next)
-	return old
-}
+func lookup(kq int) *queue { return queues.lookup(kq) }
 
 // Kqueue creates a new event queue and returns its descriptor. On Linux the
 // descriptor is an epoll instance; close it with Close, not unix.Close, so
@@ -78,16 +71,26 @@ func Kqueue() (kq int, err error) {
 	if err != nil {
 		return -1, err
 	}
-	q := &queue{
-		epfd:       epfd,
-		clear:      [2]int{-1, -1},
-		diag:       diag{fd: -1},
-		timers:     make(map[uint64]*knote),
-		timerByTfd: make(map[int32]*knote),
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err == nil {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake), Pad: tagWake}
+		if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+			unix.Close(wake)
+		}
 	}
-	queues.mu.Lock()
-	old := publish(epfd, q)
-	queues.mu.Unlock()
+	if err != nil {
+		unix.Close(epfd)
+		return -1, err
+	}
+	q := &queue{
+		epfd:    epfd,
+		clear:   [2]int{-1, -1},
+		diag:    diag{fd: -1},
+		wake:    wake,
+		idents:  make(map[identKey]*knote),
+		drivers: make(map[int32]*knote),
+	}
+	old := queues.publish(epfd, q)
 	// A number still in the table means its queue was closed with
 	// unix.Close instead of Close; free what is left of it.
 	if old != nil {
@@ -112,9 +115,9 @@ func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 	}
 	var delivered uint64 // names the knotes delivered from the pending list
 
-	// In a steady loop there are no changes and nothing pending: no
-	// need to lock before the wait.
-	if len(changes) > 0 || q.npending.Load() > 0 {
+	// In a steady loop there are no changes, nothing pending and no
+	// socket waiting to connect: no need to lock before the wait.
+	if len(changes) > 0 || q.npending.Load() > 0 || q.unconnected.Load() > 0 {
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
@@ -126,10 +129,13 @@ func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 			q.mu.Unlock()
 			return n, err
 		}
+		if q.unconnected.Load() > 0 {
+			q.lookAgainAll()
+		}
 		// Events that fired in an earlier call but did not fit come
 		// first.
-		n = q.deliverPending(events)
-		if n > 0 {
+		if len(q.pending) > 0 {
+			n = q.deliverPending(events, 0)
 			delivered = q.call
 		}
 		q.mu.Unlock()
@@ -138,12 +144,12 @@ func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 	if n == len(events) {
 		return n, nil
 	}
-	msec, deadline, err := waitTime(timeout)
+	w, err := newWait(timeout)
 	if err != nil {
 		return -1, err
 	}
 	if n > 0 {
-		msec = 0 // something to return already: only collect what is ready
+		w.poll = true // something to return already: only collect what is ready
 	}
 	// The queue's own buffer, unless another goroutine is waiting on
 	// the same queue with it right now.
@@ -155,7 +161,10 @@ func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 	}
 	for {
 		room := min(len(events)-n, len(buf))
-		got, err := unix.EpollWait(q.epfd, buf[:room], msec)
+		epoch := q.epoch.Load()
+		q.sleepers.Add(1)
+		got, err := w.wait(q.epfd, buf[:room])
+		q.sleepers.Add(-1)
 		if err != nil && n > 0 {
 			return n, nil // events from the pending list are the answer
 		}
@@ -169,19 +178,23 @@ func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 			// A knote already reported from the pending list is
 			// not reported again in the same call.
 			q.skip = delivered
-			n = q.translate(buf[:got], events, n)
+			var stale bool
+			n, stale = q.translate(buf[:got], events, n)
 			q.skip = 0
+			// Another caller may have left events it had no room
+			// for; the wake eventfd woke this one for them.
+			if len(q.pending) > 0 && n < len(events) {
+				n = q.deliverPending(events, n)
+			}
+			q.afterWait(epoch, stale && !w.poll)
 		}
 		q.mu.Unlock()
 		// Every epoll event may have been for a knote that is gone by
 		// now (deleted, or a descriptor closed behind our back). Then
 		// nothing has happened yet as far as the caller can tell, so
 		// wait out the rest of the timeout.
-		if n > 0 || got == 0 || msec == 0 {
+		if n > 0 || got == 0 || w.poll {
 			return n, nil
-		}
-		if !deadline.IsZero() {
-			msec = msecUntil(deadline)
 		}
 	}
 }
@@ -189,9 +202,7 @@ func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 // Close closes the queue and frees everything the emulation keeps for it:
 // the epoll instance, its timers and the bookkeeping.
 func Close(kq int) error {
-	queues.mu.Lock()
-	q := publish(kq, nil)
-	queues.mu.Unlock()
+	q := queues.publish(kq, nil)
 	if q != nil {
 		q.mu.Lock()
 		q.release()
@@ -200,32 +211,67 @@ func Close(kq int) error {
 	return unix.Close(kq)
 }
 
-// waitTime turns kevent's timeout into epoll_wait's milliseconds, rounding
-// up so that a short positive timeout still sleeps instead of spinning, and
-// returns the deadline for a positive one.
-func waitTime(ts *unix.Timespec) (msec int, deadline time.Time, err error) {
-	if ts == nil {
-		return -1, time.Time{}, nil
-	}
-	if ts.Sec < 0 || ts.Nsec < 0 || ts.Nsec >= 1e9 {
-		return 0, time.Time{}, unix.EINVAL
-	}
-	if ts.Sec == 0 && ts.Nsec == 0 {
-		return 0, time.Time{}, nil
+// wait is kevent's timeout, turned into what epoll_wait needs.
+type wait struct {
+	forever, poll bool
+	deadline      time.Time
+}
+
+func newWait(ts *unix.Timespec) (wait, error) {
+	switch {
+	case ts == nil:
+		return wait{forever: true}, nil
+	case ts.Sec < 0 || ts.Nsec < 0 || ts.Nsec >= 1e9:
+		return wait{}, unix.EINVAL
+	case ts.Sec == 0 && ts.Nsec == 0:
+		return wait{poll: true}, nil
 	}
 	d := time.Duration(math.MaxInt64)
 	if sec := int64(ts.Sec); sec < math.MaxInt64/int64(time.Second)-1 {
 		d = time.Duration(sec)*time.Second + time.Duration(ts.Nsec)
 	}
-	deadline = time.Now().Add(d)
-	return msecUntil(deadline), deadline, nil
+	return wait{deadline: time.Now().Add(d)}, nil
 }
 
-func msecUntil(deadline time.Time) int {
-	d := time.Until(deadline)
+// noPwait2 is set once the kernel has said it has no epoll_pwait2 (Linux
+// before 5.11): then timeouts are rounded up to whole milliseconds, so that
+// a short positive timeout still sleeps instead of spinning.
+var noPwait2 atomic.Bool
+
+// wait waits on epfd until an event comes or the time is up.
+func (w *wait) wait(epfd int, buf []unix.EpollEvent) (int, error) {
+	switch {
+	case w.forever:
+		return unix.EpollWait(epfd, buf, -1)
+	case w.poll:
+		return unix.EpollWait(epfd, buf, 0)
+	}
+	d := time.Until(w.deadline)
 	if d <= 0 {
-		return 0
+		return unix.EpollWait(epfd, buf, 0)
+	}
+	if !noPwait2.Load() {
+		ts := unix.NsecToTimespec(int64(d))
+		n, err := epollPwait2(epfd, buf, &ts)
+		if err != unix.ENOSYS {
+			return n, err
+		}
+		noPwait2.Store(true)
 	}
 	ms := (d + time.Millisecond - 1) / time.Millisecond
-	return int(min(ms, math.MaxInt32))
+	return unix.EpollWait(epfd, buf, int(min(ms, math.MaxInt32)))
+}
+
+// epollPwait2 is epoll_pwait2(2) without a signal mask: epoll_wait with a
+// timeout in nanoseconds. x/sys has no wrapper for it.
+func epollPwait2(epfd int, buf []unix.EpollEvent, ts *unix.Timespec) (int, error) {
+	var p unsafe.Pointer
+	if len(buf) > 0 {
+		p = unsafe.Pointer(&buf[0])
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_EPOLL_PWAIT2, uintptr(epfd), uintptr(p), uintptr(len(buf)), uintptr(unsafe.Pointer(ts)), 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
 }

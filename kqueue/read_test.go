@@ -137,16 +137,39 @@ func TestReadListenBacklog(t *testing.T) {
 
 // EV_DISABLE keeps the filter but stops its events; EV_ENABLE brings them
 // back, and a level-triggered condition that still holds reports at once.
+// Every change that is not EV_DELETE also replaces udata: kqueue_register()
+// in FreeBSD's kern_event.c stores kev->udata in the knote before it looks
+// at EV_DISABLE or EV_ENABLE (which is why FreeBSD later added
+// EV_KEEPUDATA), and XNU's kevent_register() does the same. So a change
+// passes the knote's token every time, as stage 07 does.
 func TestReadDisableEnable(t *testing.T) {
 	t.Parallel()
 	kq := newQueue(t)
 	a, b := socketPair(t)
 	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 4)
-	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DISABLE, 0, 0)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DISABLE, 0, 4)
 	send(t, a, "x")
 	noEvent(t, kq)
-	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE, 0, 0)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE, 0, 4)
 	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 4)
+}
+
+// Rule 6 itself: EV_DISABLE and EV_ENABLE with a new udata replace the old
+// one (kqueue_register(): "kn->kn_kevent.udata = kev->udata" for any change
+// but a delete).
+func TestEnableReplacesUdata(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DISABLE, 0, 2)
+	send(t, a, "x")
+	noEvent(t, kq)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE, 0, 3)
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 3)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_DISABLE, 0, 5)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE, 0, 5)
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 5)
 }
 
 // EV_ADD|EV_DISABLE adds the filter disabled.
@@ -157,7 +180,7 @@ func TestReadAddDisabled(t *testing.T) {
 	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_DISABLE, 0, 4)
 	send(t, a, "x")
 	noEvent(t, kq)
-	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE, 0, 0)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ENABLE, 0, 4)
 	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 4)
 }
 

@@ -30,17 +30,35 @@ type queue struct {
 	// its own registrations fires.
 	clear [2]int
 
-	files      []*fdState        // by descriptor number
-	timers     map[uint64]*knote // by the caller's ident
-	timerByTfd map[int32]*knote  // by the timerfd that drives it
-	gen        uint32            // last generation handed out
-	pending    []*knote          // fired, but did not fit in the caller's list
-	npending   atomic.Int32      // len(pending), for Kevent to read without the lock
-	call       uint64            // counts deliverPending's runs, to name a batch
-	skip       uint64            // the batch translate must not report again
-	timerBuf   [8]byte           // a timerfd's expiration count is read here
-	pollBuf    [1]unix.PollFd    // for re-checking a pending level knote
-	diag       diag              // for listening AF_UNIX sockets' Data
+	files    []*fdState          // by descriptor number
+	idents   map[identKey]*knote // EVFILT_TIMER and EVFILT_USER, by filter and ident
+	drivers  map[int32]*knote    // the same, by the timerfd or eventfd that drives each
+	gen      uint32              // last generation handed out
+	pending  []*knote            // fired, but did not fit in the caller's list
+	npending atomic.Int32        // len(pending), for Kevent to read without the lock
+	call     uint64              // counts deliverPending's runs, to name a batch
+	skip     uint64              // the batch translate must not report again
+	countBuf [8]byte             // a timerfd's or eventfd's counter is read here
+	pollBuf  [1]unix.PollFd      // for re-checking a pending level knote
+	diag     diag                // for listening AF_UNIX sockets' Data
+	peekBuf  [16]unix.EpollEvent // for counting this queue's events (a kqueue in a kqueue)
+
+	// wake is an eventfd in epfd that is readable exactly while the
+	// pending list is not empty, so that a goroutine already asleep in
+	// epoll_wait wakes for an event another caller had no room for.
+	wake    int
+	wakeSet bool
+	// unconnected counts the watched stream sockets that were neither
+	// connected nor listening when last looked at (see kindUnconnected).
+	unconnected atomic.Int32
+	// epoch counts rebuilds of epfd (see rebuild): an epoll_wait that
+	// started before one may report the old instance's leftovers.
+	epoch atomic.Uint32
+	// sleepers counts the callers in (or about to enter) epoll_wait;
+	// oldSleepers those of them that may still sleep in the instance a
+	// rebuild replaced, which the wake eventfd wakes.
+	sleepers    atomic.Int32
+	oldSleepers int32
 
 	waitBuf  [128]unix.EpollEvent // what epoll_wait on epfd fills
 	waiting  atomic.Bool          // waitBuf is in use
@@ -60,9 +78,24 @@ type knote struct {
 	bits    uint32 // the epoll events that made a queued knote fire
 	sent    uint64 // the batch of pending events that last reported it
 
+	// lowat is NOTE_LOWAT's mark (or SO_RCVLOWAT's, see addFile): the
+	// filter reports only once that many bytes wait (or that much
+	// room is free). 0 means no mark.
+	lowat int64
+
 	file *fdState // EVFILT_READ and EVFILT_WRITE
-	tfd  int      // EVFILT_TIMER: its timerfd
-	gen  uint32   // EVFILT_TIMER: its generation, as in fdState.gen
+	dfd  int      // EVFILT_TIMER, EVFILT_USER: the timerfd or eventfd that drives it
+	gen  uint32   // EVFILT_TIMER, EVFILT_USER: its generation, as in fdState.gen
+
+	// EVFILT_USER's state, as filt_usertouch() in kern_event.c keeps it.
+	sfflags uint32
+	sdata   int64
+}
+
+// identKey names a knote whose ident is not a descriptor.
+type identKey struct {
+	filter int16
+	ident  uint64
 }
 
 // fdState is what the queue knows about one watched descriptor.
@@ -75,12 +108,11 @@ type fdState struct {
 	gen uint32
 	// dev and ino name the file the descriptor referred to when its
 	// first filter was added. A change to its filters first checks that
-	// the descriptor still refers to that file: if it was closed without
-	// EV_DELETE and the number reused, the old filters are gone, as they
-	// would be on a real kqueue.
+	// the descriptor still refers to that file (see identity_linux.go):
+	// if it was closed without EV_DELETE and the number reused, the old
+	// filters are gone, as they would be on a real kqueue.
 	dev, ino    uint64
 	kind        fdKind
-	pipeSize    int // for a pipe: its capacity, which fills EVFILT_WRITE's data
 	read, write *knote
 
 	// The registration in each instance (level, clear read, clear
@@ -96,18 +128,27 @@ type fdKind uint8
 
 const (
 	kindOther        fdKind = iota // FIONREAD where it works, else 0
-	kindPipe                       // FIONREAD; F_GETPIPE_SZ for the write side
+	kindPipe                       // FIONREAD; F_GETPIPE_SZ - FIONREAD for the write side
 	kindSocket                     // SIOCINQ; SO_SNDBUF - SIOCOUTQ
 	kindTCPListener                // the accept queue, from TCP_INFO
 	kindUnixListener               // the accept queue, from sock_diag
+	kindQueue                      // a kqueue of this package: its pending events
+	kindEventfd                    // the counter, from /proc/self/fdinfo
+	// A stream socket neither connected nor listening. Linux reports
+	// EPOLLHUP for it (a socket in the closed state), a real kqueue
+	// nothing. Its registration is edge-triggered, so that the hang-up
+	// is seen once and dropped, and each later wake-up (a connection
+	// made, or coming in once it listens) makes the package look again.
+	kindUnconnected
 )
 
 // The epoll data of a registration says what it is for: Fd holds the
 // descriptor (or timerfd, or clear instance), Pad holds gen<<2 | tag.
 const (
-	tagFile  = 0
-	tagTimer = 1
-	tagClear = 2
+	tagFile   = 0
+	tagDriver = 1 // a timerfd or an eventfd of EVFILT_TIMER or EVFILT_USER
+	tagClear  = 2
+	tagWake   = 3
 
 	genMask = 1<<30 - 1
 )
@@ -119,10 +160,12 @@ func (q *queue) nextGen() uint32 {
 
 // instance says which epoll instance holds a knote's registration: 0 for
 // level-triggered (epfd), 1 and 2 for EV_CLEAR read and write (clear[0],
-// clear[1]).
+// clear[1]). A knote with a low-water mark is edge-triggered too, so that
+// epoll does not wake the loop for ever while too few bytes wait; a
+// level-triggered one is re-armed after each event it reports (rearm).
 func (kn *knote) instance() int {
 	switch {
-	case kn.flags&EV_CLEAR == 0:
+	case kn.flags&EV_CLEAR == 0 && kn.lowat == 0:
 		return 0
 	case kn.filter == EVFILT_READ:
 		return 1
@@ -201,6 +244,10 @@ func (q *queue) forget(st *fdState) {
 			q.detach(kn)
 		}
 	}
+	if st.kind == kindUnconnected {
+		st.kind = kindSocket
+		q.unconnected.Add(-1)
+	}
 	st.mask = [3]uint32{}
 	if q.file(st.fd) == st {
 		q.setFile(st.fd, nil)
@@ -211,11 +258,11 @@ func (q *queue) forget(st *fdState) {
 // which Close closes. The caller holds q.mu.
 func (q *queue) release() {
 	q.closed = true
-	for _, kn := range q.timers {
+	for _, kn := range q.idents {
 		kn.live = false
-		unix.Close(kn.tfd)
+		unix.Close(kn.dfd)
 	}
-	for _, fd := range []*int{&q.clear[0], &q.clear[1], &q.diag.fd} {
+	for _, fd := range []*int{&q.clear[0], &q.clear[1], &q.diag.fd, &q.wake} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
@@ -226,6 +273,6 @@ func (q *queue) release() {
 			q.forget(st)
 		}
 	}
-	q.files, q.timers, q.timerByTfd, q.pending = nil, nil, nil, nil
+	q.files, q.idents, q.drivers, q.pending = nil, nil, nil, nil
 	q.npending.Store(0)
 }
