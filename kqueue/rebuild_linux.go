@@ -38,12 +38,12 @@ func (q *queue) afterWait(epoch uint32, stale bool) {
 // caller still asleep in the old instance is woken through the wake
 // eventfd, which is registered in both, and waits again in the new one.
 func (q *queue) rebuild() {
-	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	fd, err := epollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return
 	}
 	add := func(target int, ev unix.EpollEvent) error {
-		return unix.EpollCtl(fd, unix.EPOLL_CTL_ADD, target, &ev)
+		return epollCtl(fd, unix.EPOLL_CTL_ADD, target, &ev)
 	}
 	err = add(q.wake, unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(q.wake), Pad: tagWake})
 	for _, c := range q.clear {
@@ -61,7 +61,7 @@ func (q *queue) rebuild() {
 		}
 	}
 	if err != nil {
-		unix.Close(fd)
+		closeFd(fd)
 		return
 	}
 	for _, st := range q.files {
@@ -76,11 +76,11 @@ func (q *queue) rebuild() {
 			q.forget(st)
 		}
 	}
-	if err := unix.Dup3(fd, q.epfd, unix.O_CLOEXEC); err != nil {
-		unix.Close(fd)
+	if err := dup3(fd, q.epfd, unix.O_CLOEXEC); err != nil {
+		closeFd(fd)
 		return
 	}
-	unix.Close(fd)
+	closeFd(fd)
 	q.epoch.Add(1)
 	if n := q.sleepers.Load(); n > 0 {
 		q.oldSleepers = n

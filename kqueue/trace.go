@@ -297,17 +297,22 @@ type bitName struct {
 
 func bit(v uint64, name string) bitName { return bitName{v, v, name} }
 
-var filterNames = []struct {
+type filterName struct {
 	value int16
 	name  string
-}{
+}
+
+// filterNames lists the filters every system has; trace_notes_linux.go adds
+// the Linux emulation's others.
+var filterNames = []filterName{
 	{EVFILT_READ, "EVFILT_READ"},
 	{EVFILT_WRITE, "EVFILT_WRITE"},
 	{EVFILT_TIMER, "EVFILT_TIMER"},
 }
 
 // flagNames lists kevent's flags in the order of their values (EV_RECEIPT,
-// which NetBSD lacks, is added by trace_receipt.go).
+// which NetBSD lacks, is added by trace_receipt.go, and the flags only some
+// systems have by their own files).
 var flagNames = []bitName{
 	bit(EV_ADD, "EV_ADD"),
 	bit(EV_DELETE, "EV_DELETE"),
@@ -319,8 +324,11 @@ var flagNames = []bitName{
 	bit(EV_EOF, "EV_EOF"),
 }
 
-// noteNames names the fflags of each filter that has some.
-var noteNames []struct {
+// noteNames names the fflags of each filter that has some (the NOTE_*
+// flags), where the package defines them.
+var noteNames []noteName
+
+type noteName struct {
 	filter int16
 	names  []bitName
 }

@@ -46,20 +46,41 @@ func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
 	}
 	n, err := unix.EpollWait(epfd, events, msec)
 	if trace.level > 1 {
-		var ready []byte
-		for i := range max(n, 0) {
-			ready = append(ready, ", "...)
-			ready = strconv.AppendInt(ready, int64(events[i].Fd), 10)
-			ready = append(ready, ' ')
-			ready = appendBits(ready, uint64(events[i].Events), epollNames)
-		}
-		if len(ready) > 0 {
-			ready = append(append([]byte(" ["), ready[2:]...), ']')
-		}
-		slept := appendSeconds(nil, time.Since(start))
-		traceSyscall("epoll_wait(%d, %d, %d) = %s%s in %s", epfd, len(events), msec, result(n, err), ready, slept)
+		traceSyscall("epoll_wait(%d, %d, %d) = %s%s in %s", epfd, len(events), msec, result(n, err), ready(events, n), appendSeconds(nil, time.Since(start)))
 	}
 	return n, err
+}
+
+// pwait2 is epollPwait2 (kqueue_linux.go): epoll_wait with a timeout in
+// nanoseconds.
+func pwait2(epfd int, events []unix.EpollEvent, ts *unix.Timespec) (int, error) {
+	var start time.Time
+	if trace.level > 1 {
+		start = time.Now()
+	}
+	n, err := epollPwait2(epfd, events, ts)
+	if trace.level > 1 {
+		timeout := appendSeconds(nil, time.Duration(ts.Nano()))
+		traceSyscall("epoll_pwait2(%d, %d, %s) = %s%s in %s", epfd, len(events), timeout, result(n, err), ready(events, n), appendSeconds(nil, time.Since(start)))
+	}
+	return n, err
+}
+
+// ready lists what an epoll wait returned: each descriptor and its events.
+func ready(events []unix.EpollEvent, n int) []byte {
+	if n <= 0 {
+		return nil
+	}
+	b := []byte(" [")
+	for i := range n {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendInt(b, int64(events[i].Fd), 10)
+		b = append(b, ' ')
+		b = appendBits(b, uint64(events[i].Events), epollNames)
+	}
+	return append(b, ']')
 }
 
 func ioctlGetInt(fd int, req uint) (int, error) {
@@ -148,8 +169,9 @@ func timerfdSettime(fd, flags int, new, old *unix.ItimerSpec) error {
 	return err
 }
 
-// readFd is read(2), for the timerfds and the sock_diag socket. An 8-byte
-// read is a timerfd's (or an eventfd's) counter: the trace shows its value.
+// readFd is read(2), for the timerfds, eventfds and the sock_diag socket.
+// An 8-byte read is a timerfd's or an eventfd's counter: the trace shows
+// its value.
 func readFd(fd int, p []byte) (int, error) {
 	n, err := unix.Read(fd, p)
 	if trace.level > 1 {
@@ -165,7 +187,11 @@ func readFd(fd int, p []byte) (int, error) {
 func writeFd(fd int, p []byte) (int, error) {
 	n, err := unix.Write(fd, p)
 	if trace.level > 1 {
-		traceSyscall("write(%d, %d) = %s", fd, len(p), result(n, err))
+		counter := ""
+		if len(p) == 8 {
+			counter = " (add " + strconv.FormatUint(binary.NativeEndian.Uint64(p), 10) + ")"
+		}
+		traceSyscall("write(%d, %d%s) = %s", fd, len(p), counter, result(n, err))
 	}
 	return n, err
 }
@@ -184,6 +210,57 @@ func poll(fds []unix.PollFd, msec int) (int, error) {
 		traceSyscall("poll(%d fds, %d) = %s", len(fds), msec, result(n, err))
 	}
 	return n, err
+}
+
+func eventfd(initval uint, flags int) (int, error) {
+	fd, err := unix.Eventfd(initval, flags)
+	if trace.level > 1 {
+		traceSyscall("eventfd2(%d, %s) = %s", initval, appendBits(nil, uint64(flags), efdNames), result(fd, err))
+	}
+	return fd, err
+}
+
+func getpeername(fd int) (unix.Sockaddr, error) {
+	sa, err := unix.Getpeername(fd)
+	if trace.level > 1 {
+		traceSyscall("getpeername(%d) = %s", fd, result(0, err))
+	}
+	return sa, err
+}
+
+func dup3(oldfd, newfd, flags int) error {
+	err := unix.Dup3(oldfd, newfd, flags)
+	if trace.level > 1 {
+		traceSyscall("dup3(%d, %d, O_CLOEXEC) = %s", oldfd, newfd, result(newfd, err))
+	}
+	return err
+}
+
+func readlink(path string, buf []byte) (int, error) {
+	n, err := unix.Readlink(path, buf)
+	if trace.level > 1 {
+		value := result(n, err)
+		if err == nil {
+			value = strconv.Quote(string(buf[:n]))
+		}
+		traceSyscall("readlink(%s) = %s", path, value)
+	}
+	return n, err
+}
+
+// traceKcmp shows a kcmp(2) call of registered (identity_linux.go), made
+// there through unix.Syscall6 directly, since the pointer it passes as a
+// uintptr may not leave that call: kcmp(pid, pid, KCMP_EPOLL_TFD, fd,
+// {epfd, fd, toff}) says 0 when fd names the file registered under that
+// number in epfd.
+func traceKcmp(fd, epfd int, toff uint32, r uintptr, errno unix.Errno) {
+	if trace.level > 1 {
+		value := strconv.FormatUint(uint64(r), 10)
+		if errno != 0 {
+			value = "-1 " + string(appendErrno(nil, int64(errno)))
+		}
+		traceSyscall("kcmp(KCMP_EPOLL_TFD, %d, {%d, %d, %d}) = %s", fd, epfd, fd, toff, value)
+	}
 }
 
 func closeFd(fd int) error {
@@ -249,6 +326,12 @@ var sockoptValues = map[[2]int]string{
 	{unix.SO_DOMAIN, unix.AF_UNIX}:       "AF_UNIX",
 	{unix.SO_PROTOCOL, unix.IPPROTO_TCP}: "IPPROTO_TCP",
 	{unix.SO_PROTOCOL, unix.IPPROTO_UDP}: "IPPROTO_UDP",
+}
+
+var efdNames = []bitName{
+	bit(unix.EFD_NONBLOCK, "EFD_NONBLOCK"),
+	bit(unix.EFD_CLOEXEC, "EFD_CLOEXEC"),
+	bit(unix.EFD_SEMAPHORE, "EFD_SEMAPHORE"),
 }
 
 var tfdNames = []bitName{

@@ -16,21 +16,18 @@ import (
 )
 
 func TestTraceNamesEveryFilter(t *testing.T) {
-	for _, tc := range []struct {
-		filter int16
-		want   string
-	}{
+	filters := append([]filterName{
 		{EVFILT_READ, "EVFILT_READ"},
 		{EVFILT_WRITE, "EVFILT_WRITE"},
 		{EVFILT_TIMER, "EVFILT_TIMER"},
-		{99, "filter=99"},
-	} {
-		if got := string(appendFilter(nil, tc.filter)); got != tc.want {
-			t.Errorf("filter %d: %q, want %q", tc.filter, got, tc.want)
+	}, moreFilters...)
+	for _, tc := range append(filters, filterName{99, "filter=99"}) {
+		if got := string(appendFilter(nil, tc.value)); got != tc.name {
+			t.Errorf("filter %d: %q, want %q", tc.value, got, tc.name)
 		}
 	}
-	if len(filterNames) != 3 {
-		t.Errorf("%d filters have names; this test knows 3: add the new one here", len(filterNames))
+	if len(filterNames) != len(filters) {
+		t.Errorf("%d filters have names; this test knows %d: add the new one here", len(filterNames), len(filters))
 	}
 }
 
@@ -50,7 +47,7 @@ func TestTraceNamesEveryFlag(t *testing.T) {
 		{EV_ERROR, "EV_ERROR"},
 		{EV_EOF, "EV_EOF"},
 	}
-	flags = append(flags, receiptFlag...)
+	flags = append(append(flags, receiptFlag...), moreFlags...)
 	var all uint16
 	for _, tc := range flags {
 		all |= tc.flag
@@ -76,6 +73,38 @@ func TestTraceNamesEveryFlag(t *testing.T) {
 	}
 	if got := string(appendBits(nil, 0, flagNames)); got != "0x0" {
 		t.Errorf("no flags: %q, want 0x0", got)
+	}
+}
+
+type noteCase struct {
+	filter int16
+	fflags uint32
+	want   string
+}
+
+// Each filter's NOTE_* fflags, by name; and on a read or write event with
+// EV_EOF, fflags is the socket's error instead.
+func TestTraceNamesEveryNote(t *testing.T) {
+	for _, tc := range notes {
+		ev := Kevent_t{Filter: tc.filter, Fflags: tc.fflags}
+		if got := string(appendFflags(nil, &ev)); got != tc.want {
+			t.Errorf("filter %s fflags %#x: %q, want %q", appendFilter(nil, tc.filter), tc.fflags, got, tc.want)
+		}
+	}
+	for _, n := range noteNames {
+		for _, name := range n.names {
+			tested := false
+			for _, tc := range notes {
+				tested = tested || tc.filter == n.filter && strings.Contains(tc.want, name.name)
+			}
+			if !tested {
+				t.Errorf("%s of %s has a name but no case in this test", name.name, appendFilter(nil, n.filter))
+			}
+		}
+	}
+	ev := Kevent_t{Filter: EVFILT_READ, Flags: EV_EOF, Fflags: uint32(unix.ECONNRESET)}
+	if got := string(appendFflags(nil, &ev)); got != "ECONNRESET" {
+		t.Errorf("EV_EOF fflags: %q, want ECONNRESET", got)
 	}
 }
 
