@@ -11,7 +11,7 @@ package kqueue
 //	KQUEUE_TRACE=2:trace.txt  level 2 into that file
 //
 // Unset, empty or 0: no trace, and Kevent pays one load and one branch for
-// it. A lines looks like this (seconds since the program started, the queue,
+// it. Lines look like this (seconds since the program started, the queue,
 // what happened):
 //
 //	  0.000214 kq=4  change ident=3 EVFILT_READ EV_ADD udata=0x0
