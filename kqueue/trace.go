@@ -151,16 +151,6 @@ func traceHead(b []byte, kq int, verb string) []byte {
 	return append(b, ' ')
 }
 
-// traceSyscall writes one line of level 2: a system call the emulation
-// made, indented under the kevent lines it serves.
-func traceSyscall(format string, args ...any) {
-	b := traceBegin()
-	b = appendStamp(b)
-	b = append(b, "          "...)
-	b = fmt.Appendf(b, format, args...)
-	traceEnd(b)
-}
-
 func appendStamp(b []byte) []byte {
 	s := strconv.FormatFloat(time.Since(trace.start).Seconds(), 'f', 6, 64)
 	for range 10 - len(s) {
@@ -310,18 +300,24 @@ var filterNames = []filterName{
 	{EVFILT_TIMER, "EVFILT_TIMER"},
 }
 
-// flagNames lists kevent's flags in the order of their values (EV_RECEIPT,
-// which NetBSD lacks, is added by trace_receipt.go, and the flags only some
-// systems have by their own files).
-var flagNames = []bitName{
-	bit(EV_ADD, "EV_ADD"),
-	bit(EV_DELETE, "EV_DELETE"),
-	bit(EV_ENABLE, "EV_ENABLE"),
-	bit(EV_DISABLE, "EV_DISABLE"),
-	bit(EV_ONESHOT, "EV_ONESHOT"),
-	bit(EV_CLEAR, "EV_CLEAR"),
-	bit(EV_ERROR, "EV_ERROR"),
-	bit(EV_EOF, "EV_EOF"),
+// flagNames lists kevent's flags in the order of their values: these, and
+// those only some systems have, added by their own files (EV_RECEIPT, which
+// NetBSD lacks, by trace_receipt.go).
+var flagNames []bitName
+
+func init() {
+	for _, n := range []bitName{
+		bit(EV_ADD, "EV_ADD"),
+		bit(EV_DELETE, "EV_DELETE"),
+		bit(EV_ENABLE, "EV_ENABLE"),
+		bit(EV_DISABLE, "EV_DISABLE"),
+		bit(EV_ONESHOT, "EV_ONESHOT"),
+		bit(EV_CLEAR, "EV_CLEAR"),
+		bit(EV_ERROR, "EV_ERROR"),
+		bit(EV_EOF, "EV_EOF"),
+	} {
+		addFlagName(n)
+	}
 }
 
 // noteNames names the fflags of each filter that has some (the NOTE_*

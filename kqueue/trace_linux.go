@@ -13,6 +13,7 @@ package kqueue
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -269,6 +270,16 @@ func closeFd(fd int) error {
 		traceSyscall("close(%d) = %s", fd, result(0, err))
 	}
 	return err
+}
+
+// traceSyscall writes one line of level 2: a system call the emulation
+// made, indented under the kevent lines it serves.
+func traceSyscall(format string, args ...any) {
+	b := traceBegin()
+	b = appendStamp(b)
+	b = append(b, "          "...)
+	b = fmt.Appendf(b, format, args...)
+	traceEnd(b)
 }
 
 // result is a system call's return value as strace shows it: the value, or
