@@ -292,8 +292,8 @@ type filterName struct {
 	name  string
 }
 
-// filterNames lists the filters every system has; trace_notes_linux.go adds
-// the Linux emulation's others.
+// filterNames lists the filters every system has; trace_user.go adds
+// EVFILT_USER where the package has it.
 var filterNames = []filterName{
 	{EVFILT_READ, "EVFILT_READ"},
 	{EVFILT_WRITE, "EVFILT_WRITE"},
@@ -321,8 +321,12 @@ func init() {
 }
 
 // noteNames names the fflags of each filter that has some (the NOTE_*
-// flags), where the package defines them.
-var noteNames []noteName
+// flags): NOTE_LOWAT everywhere, the others where the package defines them
+// (trace_timer*.go, trace_user.go).
+var noteNames = []noteName{
+	{EVFILT_READ, []bitName{bit(NOTE_LOWAT, "NOTE_LOWAT")}},
+	{EVFILT_WRITE, []bitName{bit(NOTE_LOWAT, "NOTE_LOWAT")}},
+}
 
 type noteName struct {
 	filter int16

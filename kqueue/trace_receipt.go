@@ -2,5 +2,9 @@
 
 package kqueue
 
-// NetBSD has no EV_RECEIPT; everywhere else the trace names it.
-func init() { addFlagName(bit(EV_RECEIPT, "EV_RECEIPT")) }
+// NetBSD has neither EV_RECEIPT nor EV_DISPATCH; everywhere else the trace
+// names them.
+func init() {
+	addFlagName(bit(EV_RECEIPT, "EV_RECEIPT"))
+	addFlagName(bit(EV_DISPATCH, "EV_DISPATCH"))
+}

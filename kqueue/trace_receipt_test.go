@@ -2,4 +2,4 @@
 
 package kqueue
 
-var receiptFlag = []flagCase{{EV_RECEIPT, "EV_RECEIPT"}}
+var receiptFlag = []flagCase{{EV_RECEIPT, "EV_RECEIPT"}, {EV_DISPATCH, "EV_DISPATCH"}}
