@@ -15,7 +15,6 @@ package kqueue
 
 import (
 	"bytes"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"unsafe"
@@ -102,7 +101,7 @@ const eventfdMax = 1<<64 - 2
 // would reset it, so it comes from the "eventfd-count" line of
 // /proc/self/fdinfo, at the cost of opening and reading that file.
 func eventfdCountFd(fd int) (uint64, bool) {
-	info, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	info, err := readFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
 		return 0, false
 	}

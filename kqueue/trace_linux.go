@@ -14,6 +14,7 @@ package kqueue
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -247,6 +248,15 @@ func readlink(path string, buf []byte) (int, error) {
 		traceSyscall("readlink(%s) = %s", path, value)
 	}
 	return n, err
+}
+
+// readFile is os.ReadFile, for /proc/self/fdinfo: openat, read and close.
+func readFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if trace.level > 1 {
+		traceSyscall("openat+read+close(%s) = %s", path, result(len(data), err))
+	}
+	return data, err
 }
 
 // traceKcmp shows a kcmp(2) call of registered (identity_linux.go), made
