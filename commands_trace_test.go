@@ -19,11 +19,12 @@ package workbook_test
 //
 // serve starts the server with the test's own environment, not the script's,
 // so testscript's env cannot reach it: tracing puts a two-line shell script
-// in front of the server instead.
+// in front of the server instead, in $WORK/.tracing.
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -57,14 +58,20 @@ func cmdTracing(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: tracing VALUE (of KQUEUE_TRACE, without quotes)")
 	}
 	s := sessionOf(ts)
-	if !strings.HasSuffix(s.binary, ".traced") {
-		wrapper := ts.MkAbs("server.traced")
-		script := fmt.Sprintf("#!/bin/sh\nKQUEUE_TRACE='%s' exec '%s' \"$@\"\n", args[0], s.binary)
-		ts.Check(os.WriteFile(wrapper, []byte(script), 0o755))
-		s.binary = wrapper
-		return
+	if strings.HasSuffix(s.binary, ".traced") {
+		ts.Fatalf("tracing: already set for this script")
 	}
-	ts.Fatalf("tracing: already set for this script")
+	// The server is run as "server" (a program that is the test binary
+	// too tells its role by that name), so the script runs it through a
+	// link of that name.
+	dir := ts.MkAbs(".tracing")
+	ts.Check(os.MkdirAll(dir, 0o755))
+	link := filepath.Join(dir, "server")
+	ts.Check(os.Symlink(s.binary, link))
+	wrapper := filepath.Join(dir, "server.traced")
+	script := fmt.Sprintf("#!/bin/sh\nKQUEUE_TRACE='%s' exec '%s' \"$@\"\n", args[0], link)
+	ts.Check(os.WriteFile(wrapper, []byte(script), 0o755))
+	s.binary = wrapper
 }
 
 var captureRef = regexp.MustCompile(`\$\{\w+\}`)
