@@ -5,6 +5,9 @@
 
 .PHONY: help run test start check diff diffs diffs-write cross bench bench-quick ci
 
+# make run TRACE=1 (or 2, or a file name) runs the stage with KQUEUE_TRACE set (kqueue/README.md, "Watch it").
+run: export KQUEUE_TRACE := $(or $(TRACE),$(KQUEUE_TRACE))
+
 # Each verb is documented by its `## ` comment, which `make help` prints.
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /	/' | sort | \
@@ -25,7 +28,6 @@ need = $(if $($(1)),,$(error set $(1), for example: make $@ $(1)=$(2)))
 # Stops with a message unless stage $(1) exists.
 exists = $(if $(call stagedir,$(1)),,$(error no stage $(1); the stages are $(wildcard [0-9][0-9]-*)))
 
-run: export KQUEUE_TRACE := $(or $(TRACE),$(KQUEUE_TRACE))
 run: ## run a stage: make run STAGE=02 (or DIR=...) [ARGS='-addr localhost:9000']
 ifdef DIR
 	cd $(DIR) && go run . $(ARGS)
