@@ -6,6 +6,9 @@
 
 .PHONY: help run test start check diff diffs diffs-write cross bench bench-quick ci
 
+# make run TRACE=1 (or 2, or a file name) runs the stage with KQUEUE_TRACE set (kqueue/README.md, "Watch it").
+run: export KQUEUE_TRACE := $(or $(TRACE),$(KQUEUE_TRACE))
+
 # Each verb is documented by its `## ` comment, which `make help` prints.
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /	/' | sort | \

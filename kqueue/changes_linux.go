@@ -69,7 +69,7 @@ func (q *queue) applyFile(c *Kevent_t) error {
 	// Like the kernel, look the descriptor up first; and make sure it
 	// still refers to the file its filters were added for.
 	var stat unix.Stat_t
-	if err := unix.Fstat(fd, &stat); err != nil {
+	if err := fstat(fd, &stat); err != nil {
 		if st != nil {
 			q.forget(st) // closed without EV_DELETE
 		}
@@ -138,7 +138,7 @@ func (q *queue) addFile(fd int, st *fdState, kn *knote, stat *unix.Stat_t, c *Ke
 			// so_rcv.sb_lowat bytes wait when NOTE_LOWAT is not given;
 			// SO_RCVLOWAT sets that mark.
 			if st.kind == kindSocket || st.kind == kindUnconnected {
-				if mark, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVLOWAT); err == nil && mark > 1 {
+				if mark, err := getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVLOWAT); err == nil && mark > 1 {
 					kn.sockLowat = int64(mark)
 				}
 			}
@@ -277,7 +277,7 @@ func (q *queue) instanceFd(instance int) int {
 
 func (q *queue) ctl(epfd, op int, st *fdState, mask uint32) error {
 	ev := unix.EpollEvent{Events: mask, Fd: int32(st.fd), Pad: int32(st.gen<<2 | tagFile)}
-	return unix.EpollCtl(epfd, op, st.fd, &ev)
+	return epollCtl(epfd, op, st.fd, &ev)
 }
 
 // openClear creates the epoll instance for EV_CLEAR knotes of one filter
@@ -286,13 +286,13 @@ func (q *queue) openClear(instance int) error {
 	if instance == 0 || q.clear[instance-1] >= 0 {
 		return nil
 	}
-	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	fd, err := epollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return err
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: tagClear}
-	if err := unix.EpollCtl(q.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		unix.Close(fd)
+	if err := epollCtl(q.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		closeFd(fd)
 		return err
 	}
 	q.clear[instance-1] = fd
@@ -312,7 +312,7 @@ func (q *queue) probe(st *fdState) {
 			q.unconnected.Add(-1)
 		}
 	}()
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	typ, err := getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil { // ENOTSOCK
 		st.kind = kindOther
 		switch {
@@ -321,26 +321,26 @@ func (q *queue) probe(st *fdState) {
 		case isEventfd(fd):
 			st.kind = kindEventfd
 		default:
-			if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0); err == nil {
+			if _, err := fcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0); err == nil {
 				st.kind = kindPipe
 			}
 		}
 		return
 	}
 	st.kind = kindSocket
-	if listening, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); listening == 0 {
+	if listening, _ := getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); listening == 0 {
 		if typ == unix.SOCK_STREAM || typ == unix.SOCK_SEQPACKET {
-			if _, err := unix.Getpeername(fd); err == unix.ENOTCONN {
+			if _, err := getpeername(fd); err == unix.ENOTCONN {
 				st.kind = kindUnconnected
 			}
 		}
 		return
 	}
-	switch domain, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); domain {
+	switch domain, _ := getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); domain {
 	case unix.AF_UNIX:
 		st.kind = kindUnixListener
 	case unix.AF_INET, unix.AF_INET6:
-		if proto, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); proto == unix.IPPROTO_TCP {
+		if proto, _ := getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); proto == unix.IPPROTO_TCP {
 			st.kind = kindTCPListener
 		}
 	}

@@ -55,7 +55,7 @@ func (q *queue) drainClear(i int, events []Kevent_t, n int) int {
 		return n // still ready next time: clear[i] is level-triggered in epfd
 	}
 	room := min(len(events)-n, len(q.clearBuf))
-	got, err := unix.EpollWait(q.clear[i], q.clearBuf[:room], 0)
+	got, err := epollWait(q.clear[i], q.clearBuf[:room], 0)
 	if err != nil {
 		return n
 	}
@@ -138,9 +138,9 @@ func (q *queue) setWake(on bool) {
 	}
 	if on {
 		var one = [8]byte{1}
-		unix.Write(q.wake, one[:])
+		writeFd(q.wake, one[:])
 	} else {
-		unix.Read(q.wake, q.countBuf[:])
+		readFd(q.wake, q.countBuf[:])
 	}
 	q.wakeSet = on
 }
@@ -188,7 +188,7 @@ func (q *queue) deliverPending(events []Kevent_t, n int) int {
 // pollNow asks the kernel whether a knote's condition holds right now.
 func (q *queue) pollNow(kn *knote) uint32 {
 	q.pollBuf[0] = unix.PollFd{Fd: int32(kn.file.fd), Events: int16(kn.listen())}
-	if n, err := unix.Poll(q.pollBuf[:], 0); err != nil || n == 0 {
+	if n, err := poll(q.pollBuf[:], 0); err != nil || n == 0 {
 		return 0
 	}
 	// poll(2) and epoll(7) share the values of these bits.
@@ -246,7 +246,7 @@ func (q *queue) readable(st *fdState) int64 {
 	case kindTCPListener:
 		// For a listening socket Linux reports the accept queue's
 		// length in tcpi_unacked (and its limit in tcpi_sacked).
-		info, err := unix.GetsockoptTCPInfo(st.fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		info, err := getsockoptTCPInfo(st.fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		if err != nil {
 			return 0
 		}
@@ -264,7 +264,7 @@ func (q *queue) readable(st *fdState) int64 {
 	}
 	// SIOCINQ is FIONREAD under its socket name: for a pipe, too, it
 	// counts the bytes waiting.
-	n, err := unix.IoctlGetInt(st.fd, unix.SIOCINQ)
+	n, err := ioctlGetInt(st.fd, unix.SIOCINQ)
 	if err != nil {
 		return 0
 	}
@@ -277,11 +277,11 @@ func (st *fdState) writable() int64 {
 	case kindSocket:
 		// SIOCOUTQ counts the bytes still in the send queue; the free
 		// space is what the buffer holds minus those.
-		size, err := unix.GetsockoptInt(st.fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+		size, err := getsockoptInt(st.fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
 		if err != nil {
 			return 0
 		}
-		queued, err := unix.IoctlGetInt(st.fd, unix.SIOCOUTQ)
+		queued, err := ioctlGetInt(st.fd, unix.SIOCOUTQ)
 		if err != nil {
 			return 0
 		}
@@ -289,11 +289,11 @@ func (st *fdState) writable() int64 {
 	case kindPipe:
 		// The capacity is asked each time: F_SETPIPE_SZ may have
 		// changed it since EV_ADD.
-		size, err := unix.FcntlInt(uintptr(st.fd), unix.F_GETPIPE_SZ, 0)
+		size, err := fcntlInt(uintptr(st.fd), unix.F_GETPIPE_SZ, 0)
 		if err != nil {
 			return 0
 		}
-		queued, err := unix.IoctlGetInt(st.fd, unix.SIOCINQ)
+		queued, err := ioctlGetInt(st.fd, unix.SIOCINQ)
 		if err != nil {
 			return 0
 		}
@@ -315,7 +315,7 @@ func (st *fdState) writable() int64 {
 // the rest of the registration's events.
 func (st *fdState) socketError(bits uint32) uint32 {
 	if bits&unix.EPOLLERR != 0 && st.isSocket() {
-		if e, err := unix.GetsockoptInt(st.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+		if e, err := getsockoptInt(st.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
 			st.err = uint32(e)
 		}
 	}

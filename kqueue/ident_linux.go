@@ -96,11 +96,11 @@ func (q *queue) openDriver(kn *knote, fflags uint32) error {
 	var err error
 	switch {
 	case kn.filter == EVFILT_USER:
-		fd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		fd, err = eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	case fflags&NOTE_ABSTIME != 0:
-		fd, err = unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+		fd, err = timerfdCreate(unix.CLOCK_REALTIME, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	default:
-		fd, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+		fd, err = timerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	}
 	if err != nil {
 		return err
@@ -109,13 +109,13 @@ func (q *queue) openDriver(kn *knote, fflags uint32) error {
 	if kn.enabled {
 		ev.Events = unix.EPOLLIN
 	}
-	if err := unix.EpollCtl(q.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		unix.Close(fd)
+	if err := epollCtl(q.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		closeFd(fd)
 		return err
 	}
 	if kn.dfd >= 0 {
 		delete(q.drivers, int32(kn.dfd))
-		unix.Close(kn.dfd)
+		closeFd(kn.dfd)
 	}
 	kn.dfd, kn.sfflags = fd, fflags
 	q.drivers[int32(fd)] = kn
@@ -160,7 +160,7 @@ func (q *queue) armTimer(kn *knote, data int64, fflags uint32) error {
 		Value:    unix.NsecToTimespec(int64(first)),
 		Interval: unix.NsecToTimespec(int64(every)),
 	}
-	return unix.TimerfdSettime(kn.dfd, how, &spec, nil)
+	return timerfdSettime(kn.dfd, how, &spec, nil)
 }
 
 // userTouch applies a change to an EVFILT_USER knote as filt_usertouch()
@@ -182,7 +182,7 @@ func (q *queue) userTouch(kn *knote, c *Kevent_t, created bool) {
 	kn.sdata = c.Data
 	if c.Fflags&NOTE_TRIGGER != 0 {
 		var one = [8]byte{1}
-		unix.Write(kn.dfd, one[:])
+		writeFd(kn.dfd, one[:])
 	}
 	if !created && c.Flags&EV_CLEAR != 0 {
 		q.readCount(kn.dfd)
@@ -204,7 +204,7 @@ func (q *queue) syncIdent(kn *knote) error {
 	if kn.enabled {
 		ev.Events = unix.EPOLLIN
 	}
-	return unix.EpollCtl(q.epfd, unix.EPOLL_CTL_MOD, kn.dfd, &ev)
+	return epollCtl(q.epfd, unix.EPOLL_CTL_MOD, kn.dfd, &ev)
 }
 
 // dropIdent deletes a timer or user event. Closing its descriptor removes
@@ -213,7 +213,7 @@ func (q *queue) dropIdent(kn *knote) {
 	kn.live = false
 	delete(q.idents, identKey{kn.filter, kn.ident})
 	delete(q.drivers, int32(kn.dfd))
-	unix.Close(kn.dfd)
+	closeFd(kn.dfd)
 }
 
 // expirations reads and resets the timer's count; 0 if it has not expired
@@ -224,7 +224,7 @@ func (q *queue) expirations(kn *knote) int64 {
 
 // readCount reads and resets a timerfd's or eventfd's counter.
 func (q *queue) readCount(fd int) uint64 {
-	n, err := unix.Read(fd, q.countBuf[:])
+	n, err := readFd(fd, q.countBuf[:])
 	if err != nil || n != len(q.countBuf) {
 		return 0
 	}

@@ -15,7 +15,6 @@ package kqueue
 
 import (
 	"bytes"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"unsafe"
@@ -41,6 +40,7 @@ func registered(fd, epfd int) (same, ok bool) {
 	for toff := uint32(0); toff < 4; toff++ {
 		slot := [3]uint32{uint32(epfd), uint32(fd), toff} // struct kcmp_epoll_slot
 		r, _, errno := unix.Syscall6(unix.SYS_KCMP, pid, pid, kcmpEpollTfd, uintptr(fd), uintptr(unsafe.Pointer(&slot)), 0)
+		traceKcmp(fd, epfd, toff, r, errno)
 		switch errno {
 		case 0:
 			if r == 0 {
@@ -83,14 +83,14 @@ func (q *queue) same(st *fdState, stat *unix.Stat_t) bool {
 // stillOpen reports whether st's descriptor is open and names that file.
 func (q *queue) stillOpen(st *fdState) bool {
 	var stat unix.Stat_t
-	return unix.Fstat(st.fd, &stat) == nil && q.same(st, &stat)
+	return fstat(st.fd, &stat) == nil && q.same(st, &stat)
 }
 
 // isEventfd reports whether fd is an eventfd: its /proc link names the
 // anonymous inode "[eventfd]".
 func isEventfd(fd int) bool {
 	var buf [32]byte
-	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
+	n, err := readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
 	return err == nil && string(buf[:n]) == "anon_inode:[eventfd]"
 }
 
@@ -101,7 +101,7 @@ const eventfdMax = 1<<64 - 2
 // would reset it, so it comes from the "eventfd-count" line of
 // /proc/self/fdinfo, at the cost of opening and reading that file.
 func eventfdCountFd(fd int) (uint64, bool) {
-	info, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	info, err := readFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
 		return 0, false
 	}
@@ -140,7 +140,7 @@ func (q *queue) count() int64 {
 		return 0
 	}
 	n := int64(len(q.pending))
-	got, err := unix.EpollWait(q.epfd, q.peekBuf[:], 0)
+	got, err := epollWait(q.epfd, q.peekBuf[:], 0)
 	if err != nil {
 		return n
 	}

@@ -34,6 +34,8 @@
 // to. Store an index into a table of your own instead (stage 06 shows how).
 package kqueue
 
+import "golang.org/x/sys/unix"
+
 // Kevent_t is struct kevent, with the same six fields on every system.
 //
 // Ident is what the event is about: a file descriptor for EVFILT_READ and
@@ -82,4 +84,15 @@ func EV_SET(k *Kevent_t, ident int, filter int16, flags uint16, fflags uint32, d
 		Data:   data,
 		Udata:  udata,
 	}
+}
+
+// Kevent registers the changes, then waits for events and stores them in
+// events, as kevent(2) does: a nil timeout waits for ever, a zero one polls.
+// It returns the number of events stored, or -1 and an error. With
+// KQUEUE_TRACE set it also prints what went in and what came out (trace.go).
+func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
+	if trace.level == 0 {
+		return kevent(kq, changes, events, timeout)
+	}
+	return tracedKevent(kq, changes, events, timeout)
 }

@@ -54,7 +54,7 @@ func Kqueue() (kq int, err error) {
 
 // Kevent registers the changes, then waits for events and stores them in
 // events, as kevent(2) does. A nil timeout waits for ever, a zero one polls.
-func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
+func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
 	// The queue's own buffer, grown when a call needs more, unless
 	// another goroutine is using it right now or kq was not made by
 	// Kqueue.

@@ -69,19 +69,19 @@ func lookup(kq int) *queue { return queues.lookup(kq) }
 // descriptor is an epoll instance; close it with Close, not unix.Close, so
 // that the bookkeeping and timers go with it.
 func Kqueue() (kq int, err error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	epfd, err := epollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return -1, err
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	wake, err := eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err == nil {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake), Pad: tagWake}
-		if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
-			unix.Close(wake)
+		if err = epollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+			closeFd(wake)
 		}
 	}
 	if err != nil {
-		unix.Close(epfd)
+		closeFd(epfd)
 		return -1, err
 	}
 	q := &queue{
@@ -111,7 +111,7 @@ func Kqueue() (kq int, err error) {
 // as the error when there is not. On error n is -1, as on the native path
 // (where it is the system call's own -1); EINTR comes back as an error, as
 // it does from kevent(2), with the changes applied.
-func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
+func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, err error) {
 	q := lookup(kq)
 	if q == nil {
 		return -1, unix.EBADF
@@ -209,7 +209,7 @@ func Close(kq int) error {
 		q.release()
 		q.mu.Unlock()
 	}
-	return unix.Close(kq)
+	return closeFd(kq)
 }
 
 // wait is kevent's timeout, turned into what epoll_wait needs.
@@ -243,24 +243,24 @@ var noPwait2 atomic.Bool
 func (w *wait) wait(epfd int, buf []unix.EpollEvent) (int, error) {
 	switch {
 	case w.forever:
-		return unix.EpollWait(epfd, buf, -1)
+		return epollWait(epfd, buf, -1)
 	case w.poll:
-		return unix.EpollWait(epfd, buf, 0)
+		return epollWait(epfd, buf, 0)
 	}
 	d := time.Until(w.deadline)
 	if d <= 0 {
-		return unix.EpollWait(epfd, buf, 0)
+		return epollWait(epfd, buf, 0)
 	}
 	if !noPwait2.Load() {
 		ts := unix.NsecToTimespec(int64(d))
-		n, err := epollPwait2(epfd, buf, &ts)
+		n, err := pwait2(epfd, buf, &ts)
 		if err != unix.ENOSYS {
 			return n, err
 		}
 		noPwait2.Store(true)
 	}
 	ms := (d + time.Millisecond - 1) / time.Millisecond
-	return unix.EpollWait(epfd, buf, int(min(ms, math.MaxInt32)))
+	return epollWait(epfd, buf, int(min(ms, math.MaxInt32)))
 }
 
 // epollPwait2 is epoll_pwait2(2) without a signal mask: epoll_wait with a

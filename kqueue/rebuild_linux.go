@@ -41,12 +41,12 @@ func (q *queue) afterWait(epoch uint32, stale uint64) {
 // then waits again under the kq's number, in the new instance. The nudge
 // stays open until the next rebuild, by when every such caller has left.
 func (q *queue) rebuild() {
-	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	fd, err := epollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return
 	}
 	add := func(target int, ev unix.EpollEvent) error {
-		return unix.EpollCtl(fd, unix.EPOLL_CTL_ADD, target, &ev)
+		return epollCtl(fd, unix.EPOLL_CTL_ADD, target, &ev)
 	}
 	err = add(q.wake, unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(q.wake), Pad: tagWake})
 	for _, c := range q.clear {
@@ -64,7 +64,7 @@ func (q *queue) rebuild() {
 		}
 	}
 	if err != nil {
-		unix.Close(fd)
+		closeFd(fd)
 		return
 	}
 	for _, st := range q.files {
@@ -79,26 +79,26 @@ func (q *queue) rebuild() {
 			q.forget(st)
 		}
 	}
-	nudge, err := unix.Eventfd(1, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	nudge, err := eventfd(1, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err == nil {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(nudge), Pad: tagWake}
-		if err = unix.EpollCtl(q.epfd, unix.EPOLL_CTL_ADD, nudge, &ev); err != nil {
-			unix.Close(nudge)
+		if err = epollCtl(q.epfd, unix.EPOLL_CTL_ADD, nudge, &ev); err != nil {
+			closeFd(nudge)
 		}
 	}
 	if err != nil {
-		unix.Close(fd)
+		closeFd(fd)
 		return
 	}
-	if err := unix.Dup3(fd, q.epfd, unix.O_CLOEXEC); err != nil {
-		unix.Close(fd)
-		unix.Close(nudge)
+	if err := dup3(fd, q.epfd, unix.O_CLOEXEC); err != nil {
+		closeFd(fd)
+		closeFd(nudge)
 		return
 	}
-	unix.Close(fd)
+	closeFd(fd)
 	q.epoch.Add(1)
 	if q.nudge >= 0 {
-		unix.Close(q.nudge)
+		closeFd(q.nudge)
 	}
 	q.nudge = nudge
 }

@@ -38,7 +38,7 @@ type diag struct {
 func (q *queue) unixBacklog(ino uint64) (int64, bool) {
 	d := &q.diag
 	if d.fd < 0 {
-		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+		fd, err := socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 		if err != nil {
 			return 0, false
 		}
@@ -62,11 +62,11 @@ func (q *queue) unixBacklog(ino uint64) (int64, bool) {
 	ne.PutUint32(r[12:], udiagShowRQLen)
 	ne.PutUint32(r[16:], ^uint32(0)) // no cookie to check
 	ne.PutUint32(r[20:], ^uint32(0))
-	if _, err := unix.Write(d.fd, d.req[:]); err != nil {
+	if _, err := writeFd(d.fd, d.req[:]); err != nil {
 		return 0, false
 	}
 	for range 2 { // a reply to an earlier, abandoned request may come first
-		n, err := unix.Read(d.fd, d.buf[:])
+		n, err := readFd(d.fd, d.buf[:])
 		if err != nil {
 			return 0, false
 		}

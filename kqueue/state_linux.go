@@ -260,11 +260,11 @@ func (q *queue) release() {
 	q.closed = true
 	for _, kn := range q.idents {
 		kn.live = false
-		unix.Close(kn.dfd)
+		closeFd(kn.dfd)
 	}
 	for _, fd := range []*int{&q.clear[0], &q.clear[1], &q.diag.fd, &q.wake, &q.nudge} {
 		if *fd >= 0 {
-			unix.Close(*fd)
+			closeFd(*fd)
 			*fd = -1
 		}
 	}

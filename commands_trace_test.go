@@ -1,0 +1,142 @@
+package workbook_test
+
+// Commands for the scripts that watch a stage through KQUEUE_TRACE (see
+// kqueue/trace.go), added to the harness's table:
+//
+//	tracing VALUE          the servers that serve starts from now on run with
+//	                       KQUEUE_TRACE=VALUE, as a learner runs
+//	                       KQUEUE_TRACE=trace.txt go run . (a relative path
+//	                       is in $WORK, where the server runs)
+//	inorder FILE PATTERNS  every pattern, one per line of the file PATTERNS
+//	                       (blank lines and # comments aside), matches a line
+//	                       of FILE, each further down than the one before; a
+//	                       group (?P<name>...) captures what it matched, and
+//	                       ${name} in a later pattern stands for exactly that;
+//	                       a pattern written "! REGEXP" matches no line
+//	                       between the matches of its neighbours
+//	freeze DURATION        stop the server (SIGSTOP) for DURATION, then let it
+//	                       go on (SIGCONT): its timers keep counting meanwhile
+//
+// serve starts the server with the test's own environment, not the script's,
+// so testscript's env cannot reach it: tracing puts a two-line shell script
+// in front of the server instead, in $WORK/.tracing.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func init() {
+	commands["tracing"] = cmdTracing
+	commands["inorder"] = cmdInorder
+	commands["freeze"] = cmdFreeze
+}
+
+func cmdFreeze(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "freeze", "")
+	if len(args) != 1 {
+		ts.Fatalf("usage: freeze DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	srv := runningServer(ts, "freeze")
+	ts.Check(srv.cmd.Process.Signal(syscall.SIGSTOP))
+	time.Sleep(d) // not to wait for something: the time passing is the point
+	ts.Check(srv.cmd.Process.Signal(syscall.SIGCONT))
+}
+
+func cmdTracing(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "tracing", "")
+	if len(args) != 1 || strings.ContainsAny(args[0], "'\n") {
+		ts.Fatalf("usage: tracing VALUE (of KQUEUE_TRACE, without quotes)")
+	}
+	s := sessionOf(ts)
+	if strings.HasSuffix(s.binary, ".traced") {
+		ts.Fatalf("tracing: already set for this script")
+	}
+	// The server is run as "server" (a program that is the test binary
+	// too tells its role by that name), so the script runs it through a
+	// link of that name.
+	dir := ts.MkAbs(".tracing")
+	ts.Check(os.MkdirAll(dir, 0o755))
+	link := filepath.Join(dir, "server")
+	ts.Check(os.Symlink(s.binary, link))
+	wrapper := filepath.Join(dir, "server.traced")
+	script := fmt.Sprintf("#!/bin/sh\nKQUEUE_TRACE='%s' exec '%s' \"$@\"\n", args[0], link)
+	ts.Check(os.WriteFile(wrapper, []byte(script), 0o755))
+	s.binary = wrapper
+}
+
+var captureRef = regexp.MustCompile(`\$\{\w+\}`)
+
+func cmdInorder(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "inorder", "")
+	if len(args) != 2 {
+		ts.Fatalf("usage: inorder FILE PATTERNS")
+	}
+	lines := strings.Split(ts.ReadFile(args[0]), "\n")
+	captured := map[string]string{}
+	compile := func(pattern string) *regexp.Regexp {
+		expanded := captureRef.ReplaceAllStringFunc(pattern, func(ref string) string {
+			name := ref[2 : len(ref)-1]
+			if v, ok := captured[name]; ok {
+				return regexp.QuoteMeta(v)
+			}
+			ts.Fatalf("inorder: %s: %s was not captured by an earlier pattern", pattern, ref)
+			return ""
+		})
+		re, err := regexp.Compile(expanded)
+		ts.Check(err)
+		return re
+	}
+	// none holds the "! " patterns since the last match: no line may match
+	// them before the next one.
+	var none []*regexp.Regexp
+	checkNone := func(from, to int) {
+		for _, re := range none {
+			for i := from; i < to; i++ {
+				if re.MatchString(lines[i]) {
+					ts.Fatalf("inorder: line %d of %s matches %s, which the patterns say must not appear there:\n%s", i+1, args[0], re, lines[i])
+				}
+			}
+		}
+		none = none[:0]
+	}
+	at := 0 // the line after the last match
+	for _, pattern := range strings.Split(ts.ReadFile(args[1]), "\n") {
+		pattern = strings.TrimSpace(pattern)
+		if pattern == "" || strings.HasPrefix(pattern, "#") {
+			continue
+		}
+		if p, ok := strings.CutPrefix(pattern, "! "); ok {
+			none = append(none, compile(p))
+			continue
+		}
+		re := compile(pattern)
+		match := -1
+		for i := at; i < len(lines) && match < 0; i++ {
+			if m := re.FindStringSubmatch(lines[i]); m != nil {
+				match = i
+				for j, name := range re.SubexpNames() {
+					if name != "" {
+						captured[name] = m[j]
+					}
+				}
+			}
+		}
+		if match < 0 {
+			ts.Fatalf("inorder: no line of %s after line %d matches %s", args[0], at, re)
+		}
+		checkNone(at, match)
+		ts.Logf("inorder: line %d: %s", match+1, lines[match])
+		at = match + 1
+	}
+	checkNone(at, len(lines))
+}

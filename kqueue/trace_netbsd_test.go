@@ -1,0 +1,3 @@
+package kqueue
+
+var receiptFlag []flagCase // NetBSD has no EV_RECEIPT or EV_DISPATCH

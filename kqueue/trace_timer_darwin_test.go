@@ -1,0 +1,10 @@
+package kqueue
+
+func init() {
+	notes = append(notes,
+		noteCase{EVFILT_TIMER, NOTE_SECONDS, "NOTE_SECONDS"},
+		noteCase{EVFILT_TIMER, NOTE_USECONDS, "NOTE_USECONDS"},
+		noteCase{EVFILT_TIMER, NOTE_NSECONDS, "NOTE_NSECONDS"},
+		noteCase{EVFILT_TIMER, NOTE_ABSOLUTE | NOTE_SECONDS, "NOTE_SECONDS|NOTE_ABSOLUTE"},
+	)
+}
