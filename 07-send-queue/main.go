@@ -484,9 +484,9 @@ type client struct {
 
 	// What was sent to the client and not yet taken by its socket. While
 	// it holds bytes, and only then, EVFILT_WRITE is registered.
-	queue  sendQueue
-	paused bool // EVFILT_READ is disabled: the queue is full (see echo)
-	eof    bool // EVFILT_READ is deleted: the client sent its end of file
+	queue   sendQueue
+	paused  bool   // EVFILT_READ is disabled: the queue is full (see echo)
+	closing string // EVFILT_READ is deleted; close, for this reason, once the queue is empty
 }
 
 // A token has to fit in udata, which is as wide as a pointer (it is a void *
@@ -653,7 +653,7 @@ func endOfInput(kq, slot int, clients []client) {
 		closeClient(slot, clients, err.Error())
 		return
 	}
-	c.eof = true
+	c.closing = "end of file"
 }
 
 // send sends p to the client in slot. It never blocks and never drops a
@@ -716,8 +716,8 @@ func flush(kq, slot int, clients []client, limit int) {
 	if c.queue.Len() > 0 {
 		return // EVFILT_WRITE will say when there is room again
 	}
-	if c.eof {
-		closeClient(slot, clients, "end of file")
+	if c.closing != "" {
+		closeClient(slot, clients, c.closing)
 		return
 	}
 	// A socket has room in its send buffer nearly all the time, so a write
