@@ -13,15 +13,10 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
-	"net/netip"
-	"os"
-	"os/signal"
-	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
@@ -79,7 +74,6 @@ func main() {
 		fmt.Printf("listening on unix %s\n", socket.path)
 		listeners = append(listeners, unixListener)
 	}
-	spare := openSpare()
 
 	kq, err := kqueue.Kqueue()
 	if err != nil {
@@ -98,50 +92,46 @@ func main() {
 			log.Fatalf("kevent: idle timer: %v", err)
 		}
 	}
-	clients := make([]client, *maxClients) // the connection table: one slot per client
-	for i := range clients {
-		clients[i].fd = free
-	}
-	srv := &Server{
-		newHandler: newHandler,
-		queueLimit: *queueLimit,
-		idle:       *idle,
-		kq:         kq,
-		listeners:  listeners,
-		socket:     socket,
-		stop:       stop,
-		spare:      spare,
-		clients:    clients,
-		buf:        make([]byte, 64<<10),
-	}
-	srv.run()
+	srv := &Server{newHandler: newHandler, queueLimit: *queueLimit, idle: *idle, kq: kq, stop: stop, listeners: listeners, socket: socket}
+	srv.serve(*maxClients)
 }
 
 // Server is the article's ServerSocket: it owns the kqueue, the listening
 // sockets, the table of clients and the event loop, and it calls a Handler
-// for everything that happens to a client.
+// for everything that happens to a client. The loop's machinery (send,
+// flush, closeClient, ...) is stage 08's; what changed is who decides what
+// to send.
 type Server struct {
 	newHandler func(Client) Handler // the article's createClient
 	queueLimit int                  // bytes queued for a client before reading from it pauses
 	idle       time.Duration        // how long a client may stay silent; 0 for ever
 
-	kq        int
+	kq, stop  int // the queue, and the signal pipe
 	listeners []int
 	socket    *socketFile
-	stop      int // the signal pipe
-	spare     int // see acceptClient
-	clients   []client
-	buf       []byte // what each read fills; lent to OnReceive
+	spare     int      // see refuseOutOfFiles
+	clients   []client // the connection table: one slot per client
+	refused   refusals // clients turned away for want of a slot, until closed
+	buf       []byte   // what each read fills; lent to OnReceive
 }
 
-// run is the event loop. It returns when a signal has stopped the server.
-func (s *Server) run() {
+// serve is the event loop: it waits for whatever the kernel reports and
+// handles each event, until a signal says stop.
+func (s *Server) serve(maxClients int) {
+	s.spare = openSpare()
+	s.clients = make([]client, maxClients)
+	for i := range s.clients {
+		s.clients[i].fd = free
+	}
+	s.refused = refusals{}
+	s.buf = make([]byte, 64<<10)
 	events := make([]kqueue.Kevent_t, 64)
+
 	for {
 		// Nothing is copied in and nothing is scanned: the kernel already
 		// holds the registrations, and it fills events with only those that
 		// fired, at most len(events) of them per call.
-		n, err := kqueue.Kevent(s.kq, nil, events, nil)
+		n, err := kqueue.Kevent(s.kq, nil, events, s.refused.timeout())
 		if err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
@@ -156,12 +146,26 @@ func (s *Server) run() {
 			fd := int(ev.Ident)
 			switch ev.Udata {
 			case stopToken:
-				s.shutdown()
+				shutdown(s.kq, s.stop, s.listeners, s.socket, s.clients, s.refused)
 				return
 			case listenerToken:
-				s.accept(fd)
+				slot, ok := acceptClient(s.kq, fd, &s.spare, s.clients, s.refused)
+				if !ok {
+					continue
+				}
+				c := &s.clients[slot]
+				if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
+					closeClient(slot, s.clients, err.Error())
+					continue
+				}
+				// The article's createClient, then the new client's first
+				// callback.
+				c.handler = s.newHandler(Client{srv: s, slot: slot, gen: c.gen})
+				c.handler.OnConnect()
+			case refusedToken:
+				s.refused.drain(fd, s.buf)
 			case sweepToken:
-				s.sweep()
+				sweep(s.clients, s.idle)
 			default:
 				slot, gen := tokenSlot(ev.Udata)
 				if uint16(s.clients[slot].gen) != gen {
@@ -174,19 +178,23 @@ func (s *Server) run() {
 				}
 				switch ev.Filter {
 				case kqueue.EVFILT_READ:
-					s.receive(slot, ev)
+					receive(s.kq, slot, ev, s.buf, s.clients, s.queueLimit)
 				case kqueue.EVFILT_WRITE:
-					s.flush(slot)
+					flush(s.kq, slot, s.clients, s.queueLimit)
 				}
 			}
 		}
+		s.refused.expire()
 	}
 }
 
 // Handler is what a protocol implements: the article's SocketClient
 // callbacks. The Server calls them one at a time from its loop, so a
 // handler needs no locks, and must not block: while it runs, no other
-// client is served.
+// client is served. Send and Disconnect do not call back into a handler;
+// what they lead to is reported by the loop later. (One exception: if the
+// kernel refuses a registration, out of memory, the client is closed at
+// once, and its OnDisconnect runs inside the call.)
 type Handler interface {
 	// OnConnect is called once, when the client has been accepted.
 	OnConnect()
@@ -219,15 +227,15 @@ type Client struct {
 // the client is gone it does nothing.
 func (c Client) Send(p []byte) {
 	if c.srv.lookup(c) != nil {
-		c.srv.send(c.slot, p)
+		send(c.srv.kq, c.slot, c.srv.clients, p)
 	}
 }
 
-// Disconnect closes the connection once everything sent so far has been
-// written, the article's disconnectClient, including what is sent after it.
-// Nothing more is received from the client. It does not close the client at once, which would call
-// OnDisconnect from inside the callback that called Disconnect: it stops
-// reading, and leaves the close to flush, through EVFILT_WRITE, which
+// Disconnect closes the connection once everything sent to the client has
+// been written, the article's disconnectClient. Nothing more is received
+// from it. Closing at once would call OnDisconnect from inside the callback
+// that called Disconnect; instead the read filter goes, and flush closes
+// the client when its queue is empty, called through EVFILT_WRITE, which
 // reports a socket with room straight away.
 func (c Client) Disconnect() {
 	cl := c.srv.lookup(c)
@@ -240,7 +248,7 @@ func (c Client) Disconnect() {
 		err = change(c.srv.kq, cl.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, token)
 	}
 	if err != nil {
-		c.srv.closeClient(c.slot, err.Error())
+		closeClient(c.slot, c.srv.clients, err.Error())
 		return
 	}
 	cl.closing, cl.paused = "disconnected by the server", false
@@ -303,317 +311,6 @@ func (h goodbye) host() string {
 	return host
 }
 
-// parseFlags parses the command line. A mistyped flag gets one line on
-// stderr and exit status 2, not the usage text; -h still prints the usage.
-func parseFlags() {
-	flag.CommandLine.Init(os.Args[0], flag.ContinueOnError)
-	flag.CommandLine.SetOutput(new(discard))
-	err := flag.CommandLine.Parse(os.Args[1:])
-	if err == flag.ErrHelp {
-		flag.CommandLine.SetOutput(os.Stderr)
-		flag.PrintDefaults()
-		os.Exit(0)
-	}
-	if err == nil && flag.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", flag.Arg(0))
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v (try -h)\n", os.Args[0], err)
-		os.Exit(2)
-	}
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// listenTCP opens one listening socket for every address the host in addr
-// resolves to, all on the same port.
-func listenTCP(addr string) ([]int, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
-	}
-	portNum, err := net.LookupPort("tcp", port)
-	if err != nil {
-		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
-	}
-	ips, err := resolve(host)
-	if err != nil {
-		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
-	}
-	// With port 0 the kernel picks the first listener's port from those free
-	// in its family, and the others ask for the same number. In the other
-	// family it can be taken (even by a connection lingering in TIME_WAIT);
-	// then all are closed and opened again on a fresh pick.
-	for try := 1; ; try++ {
-		listeners, err := listenAll(ips, portNum)
-		if portNum == 0 && errors.Is(err, unix.EADDRINUSE) && try < 10 {
-			continue
-		}
-		return listeners, err
-	}
-}
-
-// listenAll opens a listener on each address, all on port (with port 0, on
-// the port the kernel picks for the first). An address this machine cannot
-// bind (no IPv6, say) is skipped, with a line in the log if any other worked;
-// any other failure, such as a port in use, stops the server, which should
-// not quietly serve half of what it was asked to.
-func listenAll(ips []net.IP, port int) ([]int, error) {
-	var listeners []int
-	var skipped []error
-	for _, ip := range ips {
-		fd, err := listenOn(&net.TCPAddr{IP: ip, Port: port})
-		switch {
-		case errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EAFNOSUPPORT):
-			skipped = append(skipped, err)
-			continue
-		case err != nil:
-			for _, fd := range listeners {
-				unix.Close(fd)
-			}
-			return nil, err
-		}
-		listeners = append(listeners, fd)
-		if port == 0 {
-			sa, _ := unix.Getsockname(fd)
-			port = portOf(sa)
-		}
-	}
-	if len(listeners) == 0 {
-		return nil, skipped[0] // a failed start says one thing: the first
-	}
-	for _, err := range skipped {
-		log.Printf("skipping %v", err)
-	}
-	return listeners, nil
-}
-
-// resolve returns the addresses to listen on for host, without duplicates
-// (a hosts file can list one twice, and a second bind would fail). An empty
-// host means the wildcard address of each family.
-func resolve(host string) ([]net.IP, error) {
-	if host == "" {
-		return []net.IP{net.IPv4zero, net.IPv6unspecified}, nil
-	}
-	ips, err := net.LookupIP(host)
-	if err != nil {
-		return nil, err
-	}
-	var unique []net.IP
-	for _, ip := range ips {
-		if !slices.ContainsFunc(unique, ip.Equal) {
-			unique = append(unique, ip)
-		}
-	}
-	return unique, nil
-}
-
-// listenOn opens a listening TCP socket on one address the way the articles
-// do, one system call at a time: socket, setsockopt, bind, listen.
-func listenOn(tcpAddr *net.TCPAddr) (int, error) {
-	family, sa := sockaddr(tcpAddr)
-	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return -1, fmt.Errorf("listen tcp %s: socket: %w", tcpAddr, err)
-	}
-	// Without SO_REUSEADDR a restarted server cannot bind its port while
-	// connections from its previous run linger in TIME_WAIT.
-	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	// An IPv6 socket on Linux and macOS also accepts IPv4 connections by
-	// default (as ::ffff:127.0.0.1), so a wildcard one would claim the IPv4
-	// port too and the IPv4 listener's bind would fail; FreeBSD, NetBSD and
-	// OpenBSD default to IPv6 only (ip6(4)). Saying IPV6_V6ONLY makes every
-	// system behave the same: one socket per family.
-	if err == nil && family == unix.AF_INET6 {
-		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
-	}
-	if err == nil {
-		err = unix.Bind(fd, sa)
-	}
-	if err == nil {
-		err = unix.Listen(fd, unix.SOMAXCONN)
-	}
-	// Non-blocking, because a client can give up between the moment the
-	// listener is reported readable and our accept(2): a blocking accept
-	// would then stall the whole server until somebody else connects.
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("listen tcp %s: %w", tcpAddr, err)
-	}
-	return fd, nil
-}
-
-// sockaddr converts a resolved address to the form bind(2) takes.
-func sockaddr(a *net.TCPAddr) (family int, sa unix.Sockaddr) {
-	if ip4 := a.IP.To4(); ip4 != nil || a.IP == nil {
-		sa4 := &unix.SockaddrInet4{Port: a.Port}
-		copy(sa4.Addr[:], ip4)
-		return unix.AF_INET, sa4
-	}
-	sa6 := &unix.SockaddrInet6{Port: a.Port}
-	copy(sa6.Addr[:], a.IP)
-	return unix.AF_INET6, sa6
-}
-
-// socketFile is the UNIX socket file this server created: its path, and the
-// device and inode it was created with, so that shutdown can tell whether
-// the file at that path is still this server's own before removing it.
-type socketFile struct {
-	path     string
-	dev, ino uint64
-}
-
-// listenUnix opens a listening UNIX-domain socket at path.
-func listenUnix(path string) (int, *socketFile, error) {
-	// sun_path holds 104 bytes on macOS and the BSDs, 108 on Linux, and the
-	// name needs a terminating NUL. The usual C recipe copies the path in
-	// with strncpy or strlcpy, which cut a longer one short without a word,
-	// so the server listens somewhere else than asked; here it is an error.
-	if limit := len(unix.RawSockaddrUnix{}.Path) - 1; len(path) > limit {
-		return -1, nil, fmt.Errorf("listen unix %s: path is %d bytes; this system allows at most %d", path, len(path), limit)
-	}
-	if err := clearStaleSocket(path); err != nil {
-		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return -1, nil, fmt.Errorf("listen unix %s: socket: %v", path, err)
-	}
-	// bind(2) creates the socket file, and connecting to it needs write
-	// permission on it. A umask of 0177 makes it 0600 from the first
-	// instant, so no other user can connect, not even during a chmod's delay.
-	old := unix.Umask(0o177)
-	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
-	unix.Umask(old)
-	if err != nil {
-		unix.Close(fd)
-		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
-	}
-	var st unix.Stat_t
-	err = unix.Lstat(path, &st)
-	if err == nil {
-		err = unix.Listen(fd, unix.SOMAXCONN)
-	}
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
-	}
-	if err != nil {
-		unix.Close(fd)
-		unix.Unlink(path) // bind made the file: do not leave it behind
-		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		abs = path
-	}
-	return fd, &socketFile{path: abs, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
-}
-
-// clearStaleSocket makes room at path for a new socket. A server that died
-// without cleaning up leaves its socket file behind, and bind(2) fails while
-// it exists. Such a file is removed, but only if it is a socket and nobody
-// answers on it; a live server's socket and anything that is not a socket
-// (a file, a directory, a link) are left exactly as they are.
-func clearStaleSocket(path string) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err == unix.ENOENT {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fmt.Errorf("%s exists and is not a socket; not touching it", path)
-	}
-	probe, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return err
-	}
-	// Non-blocking, so that a live server too busy to accept cannot hold
-	// the probe: Linux answers EAGAIN when its queue is full.
-	unix.SetNonblock(probe, true)
-	err = unix.Connect(probe, &unix.SockaddrUnix{Name: path})
-	unix.Close(probe)
-	switch err {
-	case nil, unix.EAGAIN:
-		return fmt.Errorf("another server is listening on %s", path)
-	case unix.ECONNREFUSED:
-		log.Printf("removing stale socket file %s", path)
-		return unix.Unlink(path)
-	default:
-		return fmt.Errorf("cannot tell whether %s is in use: %v", path, err)
-	}
-}
-
-// remove removes the socket file if the file at its path is still the one
-// this server created; if somebody replaced it meanwhile, it is theirs.
-func (s *socketFile) remove() {
-	var st unix.Stat_t
-	if err := unix.Lstat(s.path, &st); err != nil || uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
-		log.Printf("leaving %s alone: it is no longer this server's socket", s.path)
-		return
-	}
-	if err := unix.Unlink(s.path); err != nil {
-		log.Printf("removing socket file: %v", err)
-	}
-}
-
-// localAddr is the address a socket is bound to; with port 0 in -addr it is
-// the only way to learn which port the kernel picked.
-func localAddr(fd int) string {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return "?"
-	}
-	return addrString(sa)
-}
-
-// portOf is the port of a TCP socket address.
-func portOf(sa unix.Sockaddr) int {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return sa.Port
-	case *unix.SockaddrInet6:
-		return sa.Port
-	}
-	return 0
-}
-
-func addrString(sa unix.Sockaddr) string {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
-	case *unix.SockaddrUnix:
-		return "unix socket" // a connecting client's end has no name
-	}
-	return fmt.Sprint(sa)
-}
-
-// notifyOnSignal returns the read end of a pipe that becomes readable when
-// SIGINT or SIGTERM arrives. The loop spends its time parked in the kernel,
-// not in Go code, so the news has to reach it as a descriptor it already
-// watches: the self-pipe trick. The byte written is the signal's number.
-func notifyOnSignal() int {
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		log.Fatalf("pipe: %v", err)
-	}
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		for sig := range signals {
-			unix.Write(p[1], []byte{byte(sig.(syscall.Signal))})
-		}
-	}()
-	return p[0]
-}
-
 // change applies one change to fd's registration for filter, with token as
 // its udata. A registration stays in the kernel until it is deleted or fd is
 // closed, so unlike select's set it is made once, not once per call. (The
@@ -624,16 +321,6 @@ func change(kq, fd int, filter int16, flags uint16, token uint64) error {
 	kqueue.EV_SET(&change, fd, filter, flags, 0, 0, token)
 	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
 	return err
-}
-
-// openSpare holds one descriptor in reserve; acceptClient spends it when the
-// process runs out of descriptors (see there).
-func openSpare() int {
-	fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
-	if err != nil {
-		log.Fatalf("open /dev/null: %v", err)
-	}
-	return fd
 }
 
 // The idle timer. A timer's ident is a number of the program's choosing, in
@@ -683,15 +370,16 @@ type client struct {
 // the high 16. That makes room for maxSlots clients.
 const (
 	slotBits = 16
-	maxSlots = 1<<slotBits - 3
+	maxSlots = 1<<slotBits - 4
 )
 
-// The tokens of what is not a client. No client token can be equal to them:
-// it would need slot number maxSlots or above.
+// The tokens of what is not a client. No client token can
+// be equal to them: it would need slot number maxSlots or above.
 const (
 	stopToken     = 1<<32 - 1 // the signal pipe
 	listenerToken = 1<<32 - 2 // every listening socket
-	sweepToken    = 1<<32 - 3 // the idle timer
+	refusedToken  = 1<<32 - 3 // every refused client (see refusals)
+	sweepToken    = 1<<32 - 4 // the idle timer
 )
 
 // clientToken is the udata of the client in slot.
@@ -739,23 +427,14 @@ func slotOf(clients []client, fd int) int {
 // acceptClient takes one connection off the listener's queue and gives it a
 // slot. It returns the slot, or false when there was none to take or no slot
 // to give.
-func acceptClient(listener int, spare *int, clients []client) (int, bool) {
+func acceptClient(kq, listener int, spare *int, clients []client, refused refusals) (int, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
 	case nil:
 	case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
 		return -1, false // the client gave up before we got to it
 	case unix.EMFILE, unix.ENFILE:
-		// Out of descriptors. The connection stays queued, so the listener
-		// stays readable and a naive loop would spin here for ever. Free the
-		// spare descriptor, accept the client with it, close it at once, and
-		// take the spare back: the client is told no, and the loop moves on.
-		unix.Close(*spare)
-		if fd, _, err := unix.Accept(listener); err == nil {
-			unix.Close(fd)
-		}
-		*spare, _ = unix.Open("/dev/null", unix.O_RDONLY, 0)
-		log.Printf("refused a client: out of file descriptors")
+		refuseOutOfFiles(listener, spare) // out of descriptors: see there
 		return -1, false
 	default:
 		log.Printf("accept: %v", err)
@@ -772,12 +451,10 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	slot := slotOf(clients, free)
 	if slot < 0 {
 		// The article prints "connection refused" on the server's terminal
-		// and closes the descriptor, so the client sees its connection open
-		// and then end, with no reason given. This one is told why. The
-		// socket is new and its send buffer empty, so the few bytes fit.
-		unix.Write(fd, []byte("server full\n"))
+		// and shows nothing more, so as shown the client is never told and
+		// its descriptor is never closed. This one is told why, and closed.
 		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
-		unix.Close(fd)
+		refused.add(kq, fd)
 		return -1, false
 	}
 	clients[slot] = client{fd: fd, addr: addrString(sa), gen: clients[slot].gen, last: time.Now()}
@@ -785,27 +462,77 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	return slot, true
 }
 
-// accept takes a new client, registers its socket for EVFILT_READ, makes
-// its handler (the article's createClient) and tells the handler.
-func (s *Server) accept(listener int) {
-	slot, ok := acceptClient(listener, &s.spare, s.clients)
-	if !ok {
+// refusals are the clients turned away because every slot was taken: from
+// the "server full" message until their descriptor is closed, at most
+// refusalGrace later. They hold no slot.
+type refusals map[int]time.Time // descriptor -> when to close it regardless
+
+// refusalGrace is how long a refused client has to close its end.
+const refusalGrace = 2 * time.Second
+
+// add tells a client there is no room, and half-closes its socket. Closing
+// it at once would be wrong if the client has already sent something: a
+// close(2) with unread input makes the kernel answer with a reset, not an
+// orderly end (RFC 1122, 4.2.2.13), and a reset can destroy "server full"
+// before the client reads it. So the server sends its end of file after
+// the message (shutdown(2), SHUT_WR), then reads and discards whatever the
+// client sends (drain) until it closes its end too, or refusalGrace is up.
+func (r refusals) add(kq, fd int) {
+	unix.Write(fd, []byte("server full\n")) // a new socket: the few bytes fit
+	err := unix.Shutdown(fd, unix.SHUT_WR)
+	if err == nil {
+		err = change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, refusedToken)
+	}
+	if err != nil {
+		unix.Close(fd)
 		return
 	}
-	c := &s.clients[slot]
-	if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
-		s.closeClient(slot, err.Error())
+	r[fd] = time.Now().Add(refusalGrace)
+}
+
+// drain reads and discards what a refused client sent, and closes it once
+// it has closed its end (read returns 0), reset, or run out of time.
+func (r refusals) drain(fd int, buf []byte) {
+	n, err := unix.Read(fd, buf)
+	if err == unix.EAGAIN || err == unix.EINTR || n > 0 && time.Now().Before(r[fd]) {
 		return
 	}
-	c.handler = s.newHandler(Client{srv: s, slot: slot, gen: c.gen})
-	c.handler.OnConnect()
+	unix.Close(fd)
+	delete(r, fd)
+}
+
+// expire closes the refused clients whose time is up.
+func (r refusals) expire() {
+	now := time.Now()
+	for fd, until := range r {
+		if !now.Before(until) {
+			unix.Close(fd)
+			delete(r, fd)
+		}
+	}
+}
+
+// timeout is how long the loop may wait for events: until the first refused
+// client's time is up, or for ever (nil) when there is none.
+func (r refusals) timeout() *unix.Timespec {
+	if len(r) == 0 {
+		return nil
+	}
+	first := time.Time{}
+	for _, until := range r {
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	ts := unix.NsecToTimespec(max(time.Until(first), 0).Nanoseconds())
+	return &ts
 }
 
 // receive reads what the client in slot sent and hands it to the handler. A
-// client whose queue has reached -queue is not read from until it drains
-// (see flush).
-func (s *Server) receive(slot int, ev kqueue.Kevent_t) {
-	c := &s.clients[slot]
+// client whose queue has reached limit is not read from until it drains (see
+// flush).
+func receive(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, limit int) {
+	c := &clients[slot]
 	if c.closing != "" {
 		// A handler disconnected this client after the kernel had
 		// reported it in this batch: nothing more is read.
@@ -817,33 +544,33 @@ func (s *Server) receive(slot int, ev kqueue.Kevent_t) {
 	// loses them). Fflags holds the socket's error, if it has one.
 	if ev.Flags&kqueue.EV_EOF != 0 && ev.Data == 0 {
 		if ev.Fflags != 0 {
-			s.broken(slot, unix.Errno(ev.Fflags))
+			broken(slot, clients, unix.Errno(ev.Fflags))
 			return
 		}
-		s.endOfInput(slot)
+		endOfInput(kq, slot, clients)
 		return
 	}
-	n, err := unix.Read(c.fd, s.buf)
+	n, err := unix.Read(c.fd, buf)
 	switch {
 	case err == unix.EINTR || err == unix.EAGAIN:
 		return // nothing lost; kevent will report the client again
 	case err != nil:
-		s.broken(slot, err)
+		broken(slot, clients, err)
 		return
 	case n == 0:
-		s.endOfInput(slot)
+		endOfInput(kq, slot, clients)
 		return
 	}
 	c.last = time.Now()
-	c.handler.OnReceive(s.buf[:n])
+	c.handler.OnReceive(buf[:n])
 	// Backpressure. A client that sends faster than it reads grows its own
 	// queue; so at the bound the server stops reading from it: EV_DISABLE
 	// keeps the registration, with its token, but reports nothing. What the
 	// client goes on sending fills the kernel's buffers, and then TCP's flow
 	// control stops the client itself, while every other client is served.
-	if !c.paused && c.closing == "" && c.queue.Len() >= s.queueLimit {
-		if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen)); err != nil {
-			s.closeClient(slot, err.Error())
+	if !c.paused && c.closing == "" && c.queue.Len() >= limit {
+		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen)); err != nil {
+			closeClient(slot, clients, err.Error())
 			return
 		}
 		c.paused = true
@@ -855,15 +582,15 @@ func (s *Server) receive(slot int, ev kqueue.Kevent_t) {
 // still be reading (a half-close, shutdown(2)), so what is queued for it is
 // sent before the connection is closed (see flush). Its read filter goes:
 // an end of file would otherwise be reported on every call.
-func (s *Server) endOfInput(slot int) {
-	c := &s.clients[slot]
+func endOfInput(kq, slot int, clients []client) {
+	c := &clients[slot]
 	if c.queue.Len() == 0 {
-		s.closeClient(slot, "end of file")
+		closeClient(slot, clients, "end of file")
 		return
 	}
 	log.Printf("client fd=%d from %s: end of file; sending the %d bytes still queued", c.fd, c.addr, c.queue.Len())
-	if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, clientToken(slot, c.gen)); err != nil {
-		s.closeClient(slot, err.Error())
+	if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, clientToken(slot, c.gen)); err != nil {
+		closeClient(slot, clients, err.Error())
 		return
 	}
 	c.closing = "end of file"
@@ -875,8 +602,8 @@ func (s *Server) endOfInput(slot int) {
 // write that fails is treated the same way: the write filter reports a
 // broken socket at once, and flush, whose write then fails too, closes the
 // client. So a failed send has one way out, through the loop.
-func (s *Server) send(slot int, p []byte) {
-	c := &s.clients[slot]
+func send(kq, slot int, clients []client, p []byte) {
+	c := &clients[slot]
 	if c.queue.Len() > 0 {
 		c.queue.write(p) // behind what waits; flush sends it
 		return
@@ -893,16 +620,16 @@ func (s *Server) send(slot int, p []byte) {
 	if c.queue.Len() == 0 {
 		return
 	}
-	if err := change(s.kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
-		s.broken(slot, err)
+	if err := change(kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
+		broken(slot, clients, err)
 	}
 }
 
 // flush writes as much of the client's queue as its socket takes. It runs
 // when EVFILT_WRITE reports room in the socket's send buffer (kevent(2):
 // data is how much).
-func (s *Server) flush(slot int) {
-	c := &s.clients[slot]
+func flush(kq, slot int, clients []client, limit int) {
+	c := &clients[slot]
 	for c.queue.Len() > 0 {
 		front := c.queue.front()
 		n, err := unix.Write(c.fd, front)
@@ -910,7 +637,7 @@ func (s *Server) flush(slot int) {
 			break
 		}
 		if err != nil {
-			s.broken(slot, err)
+			broken(slot, clients, err)
 			return
 		}
 		c.queue.consume(n)
@@ -920,11 +647,11 @@ func (s *Server) flush(slot int) {
 		}
 	}
 	token := clientToken(slot, c.gen)
-	if c.paused && c.queue.Len() <= s.queueLimit/2 {
+	if c.paused && c.queue.Len() <= limit/2 {
 		// Resume at half the bound, not just below it, so that the filter
 		// does not flip at every read.
-		if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, token); err != nil {
-			s.closeClient(slot, err.Error())
+		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, token); err != nil {
+			closeClient(slot, clients, err.Error())
 			return
 		}
 		c.paused = false
@@ -934,14 +661,14 @@ func (s *Server) flush(slot int) {
 		return // EVFILT_WRITE will say when there is room again
 	}
 	if c.closing != "" {
-		s.closeClient(slot, c.closing)
+		closeClient(slot, clients, c.closing)
 		return
 	}
 	// A socket has room in its send buffer nearly all the time, so a write
 	// filter left registered with nothing to send would report the client
 	// on every call: a busy loop. It goes as soon as the queue is empty.
-	if err := change(s.kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, token); err != nil {
-		s.closeClient(slot, err.Error())
+	if err := change(kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, token); err != nil {
+		closeClient(slot, clients, err.Error())
 	}
 }
 
@@ -1025,11 +752,11 @@ func (p *chunkPool) put(chunk []byte) {
 }
 
 // sweep drops the clients that have been silent for the idle time or longer.
-func (s *Server) sweep() {
+func sweep(clients []client, idle time.Duration) {
 	now := time.Now()
-	for slot := range s.clients {
-		if c := &s.clients[slot]; c.fd != free && now.Sub(c.last) >= s.idle {
-			s.closeClient(slot, fmt.Sprintf("idle for %v", s.idle))
+	for slot := range clients {
+		if c := &clients[slot]; c.fd != free && now.Sub(c.last) >= idle {
+			closeClient(slot, clients, fmt.Sprintf("idle for %v", idle))
 		}
 	}
 }
@@ -1037,53 +764,56 @@ func (s *Server) sweep() {
 // broken closes a client whose connection failed with err. If bytes were
 // still queued for it, a send has failed, and the log says how much is lost;
 // the handler hears of it through OnSendError, before OnDisconnect.
-func (s *Server) broken(slot int, err error) {
-	c := &s.clients[slot]
+func broken(slot int, clients []client, err error) {
+	c := &clients[slot]
 	if c.queue.Len() > 0 {
 		log.Printf("client fd=%d from %s: send failed: %v (%d bytes not sent)", c.fd, c.addr, err, c.queue.Len())
 		c.handler.OnSendError(err)
 	}
-	s.closeClient(slot, err.Error())
+	closeClient(slot, clients, err.Error())
 }
 
 // closeClient closes a client's descriptor, which also removes its kevent:
 // no EV_DELETE is needed (kevent(2): closing a descriptor removes every
 // kevent that refers to it). Then the handler hears of it.
-func (s *Server) closeClient(slot int, reason string) {
-	fd := s.clients[slot].fd
-	if n := s.clients[slot].queue.Len(); n > 0 {
+func closeClient(slot int, clients []client, reason string) {
+	fd := clients[slot].fd
+	if n := clients[slot].queue.Len(); n > 0 {
 		reason += fmt.Sprintf(" (%d bytes not sent)", n)
 	}
-	log.Printf("client fd=%d from %s closed: %s", fd, s.clients[slot].addr, reason)
+	log.Printf("client fd=%d from %s closed: %s", fd, clients[slot].addr, reason)
 	unix.Close(fd)
-	s.clients[slot].queue.release()
+	clients[slot].queue.release()
 	// The handler is told last, with the slot marked free, so that Send and
 	// Disconnect do nothing, while the Client still knows its address. It
-	// has none if the client went before it was made (see accept).
-	s.clients[slot].fd = free
-	if h := s.clients[slot].handler; h != nil {
+	// has none if the client went before it was made (see serve).
+	clients[slot].fd = free
+	if h := clients[slot].handler; h != nil {
 		h.OnDisconnect()
 	}
-	s.clients[slot] = client{fd: free, gen: s.clients[slot].gen + 1}
+	clients[slot] = client{fd: free, gen: clients[slot].gen + 1}
 }
 
 // shutdown runs when the self-pipe says a signal came: it reads which one,
 // then closes the listeners and every client so each sees an orderly close,
 // and removes the socket file.
-func (s *Server) shutdown() {
+func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []client, refused refusals) {
 	var b [1]byte
-	unix.Read(s.stop, b[:])
+	unix.Read(stop, b[:])
 	log.Printf("shutting down on %v", syscall.Signal(b[0]))
-	for _, fd := range s.listeners {
+	for _, fd := range listeners {
 		unix.Close(fd)
 	}
-	if s.socket != nil {
-		s.socket.remove()
+	if socket != nil {
+		socket.remove()
 	}
-	for slot, c := range s.clients {
+	for slot, c := range clients {
 		if c.fd != free {
-			s.closeClient(slot, "server shutting down")
+			closeClient(slot, clients, "server shutting down")
 		}
 	}
-	kqueue.Close(s.kq)
+	for fd := range refused {
+		unix.Close(fd)
+	}
+	kqueue.Close(kq)
 }
