@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -418,21 +417,11 @@ func notifyOnSignal() int {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		for sig := range signals {
-			signalled.Store(true)
 			unix.Write(p[1], []byte{byte(sig.(syscall.Signal))})
 		}
 	}()
 	return p[0]
 }
-
-// signalled is set, with the pipe's byte, when a signal arrives: the same
-// news for code that is not waiting on the loop's queue but inside one
-// client's write (see writeAll).
-var signalled atomic.Bool
-
-// errStopping is what writeAll returns instead of waiting longer once a
-// signal has come.
-var errStopping = errors.New("server shutting down")
 
 // openSpare holds one descriptor in reserve, for refuseOutOfFiles.
 func openSpare() int {
