@@ -1,4 +1,4 @@
-package workbook_test
+package harness
 
 // Commands for the scripts that watch a stage through KQUEUE_TRACE (see
 // kqueue/trace.go), added to the harness's table:
