@@ -1,24 +1,21 @@
-// Stage 07: the server of stage 06, turned into a small callback library.
+// Stage 10: the callback server of stage 09, run as one loop per core.
 //
-// The loop no longer knows what the protocol is. A Server owns the kqueue,
-// the listeners, the table of clients and the loop; a Handler, made by a
-// factory for each client that connects, is told what happens to its client
-// (OnConnect, OnReceive, OnSendError, OnDisconnect) and answers through a
-// Client (Send, Disconnect, RemoteAddr). This is the shape of the article's
-// ServerSocket and SocketClient classes.
+// -loops N starts N event loops, each a goroutine locked to an OS thread of
+// its own, with its own kqueue, client table, idle timer and send queues:
+// each is a Server of stage 09. Nothing of a client is ever touched by two
+// loops. The first loop also watches the listeners; it accepts every client
+// and hands it to the loops in turn (round robin). A hand-off is a function
+// put on the owner's queue of posted work, and an EVFILT_USER event
+// triggered with NOTE_TRIGGER wakes the owner from kevent to run it. A
+// handler's worker goroutine reaches its client the same way: Client.Post.
 //
-// Sending is what changes most underneath: client sockets are non-blocking,
-// Send writes what the socket takes and queues the rest, EVFILT_WRITE says
-// when more will fit, and a client whose queue passes -queue bytes is not
-// read from until it drains (backpressure). One EVFILT_TIMER sweeps out
-// clients that stayed silent for -idle.
-//
-//	go run ./07-callbacks                    # in one terminal
-//	nc localhost 8080                        # in another; type a line, get it back
-//	go run ./07-callbacks -handler goodbye   # or the article's demo protocol
+//	go run ./10-multi-loop                   # in one terminal
+//	nc localhost 8080                        # in others; each log line names the loop
+//	go run ./10-multi-loop -handler later    # replies made on a worker goroutine
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,7 +25,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,9 +41,10 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", "TCP `host:port` to listen on, every address host resolves to (none: all); port 0 picks a free port")
 	maxClients := flag.Int("max", 10, "how many clients the server holds at once")
 	unixPath := flag.String("unix", "workbook.sock", "UNIX-domain socket `path` to listen on as well; empty for none")
-	handlerName := flag.String("handler", "echo", "the protocol `name`: echo (send back what arrives) or goodbye (the article's demo)")
+	handlerName := flag.String("handler", "echo", "the protocol `name`: echo (send back what arrives), goodbye (the article's demo) or later (echo, answered from a worker goroutine)")
 	idle := flag.Duration("idle", 5*time.Minute, "drop a client after this long with nothing sent or received; 0 never drops one")
 	queueLimit := flag.Int("queue", 1<<20, "`bytes` queued for a client before the server stops reading from it")
+	loopCount := flag.Int("loops", runtime.NumCPU(), "how many event loops to run, each on a thread of its own (default: the CPUs this process may use)")
 	parseFlags()
 	log.SetFlags(log.Ltime)
 	if *maxClients < 1 {
@@ -54,13 +55,16 @@ func main() {
 	}
 	newHandler, ok := handlers[*handlerName]
 	if !ok {
-		log.Fatalf("bad -handler %q: want echo or goodbye", *handlerName)
+		log.Fatalf("bad -handler %q: want echo or goodbye, or later", *handlerName)
 	}
 	if *idle < 0 {
 		log.Fatalf("bad -idle %v: want a duration such as 5m, or 0 for never", *idle)
 	}
 	if *queueLimit < 1 {
 		log.Fatalf("bad -queue %d: a client's queue must hold at least one byte", *queueLimit)
+	}
+	if *loopCount < 1 {
+		log.Fatalf("bad -loops %d: want at least one loop", *loopCount)
 	}
 
 	// Catch SIGINT and SIGTERM before announcing anything: a signal sent the
@@ -86,24 +90,26 @@ func main() {
 		listeners = append(listeners, unixListener)
 	}
 
-	srv := &Server{
-		newHandler: newHandler,
-		queueLimit: *queueLimit,
-		idle:       *idle,
-		listeners:  listeners,
-		socket:     socket,
-		stop:       stop,
-		spare:      openSpare(),
-		clients:    make([]client, *maxClients), // the connection table: one slot per client
-		buf:        make([]byte, 64<<10),
+	// One Server per loop, each with a kqueue, a table and a timer of its
+	// own; they share the pool's limit. The first is the one that accepts.
+	loops := make([]*Server, *loopCount)
+	pool := &pool{max: *maxClients}
+	for i := range loops {
+		loops[i] = &Server{
+			id:         i,
+			newHandler: newHandler,
+			queueLimit: *queueLimit,
+			idle:       *idle,
+			loops:      loops,
+			pool:       pool,
+			buf:        make([]byte, 64<<10),
+		}
+		if err := loops[i].open(); err != nil {
+			log.Fatal(err)
+		}
 	}
-	for i := range srv.clients {
-		srv.clients[i].fd = free
-	}
-	srv.kq, err = kqueue.Kqueue()
-	if err != nil {
-		log.Fatalf("kqueue: %v", err)
-	}
+	srv := loops[0]
+	srv.listeners, srv.socket, srv.stop, srv.spare = listeners, socket, stop, openSpare()
 	for _, fd := range listeners {
 		if err := watch(srv.kq, fd, listenerToken); err != nil {
 			log.Fatalf("kevent: listener: %v", err)
@@ -112,22 +118,47 @@ func main() {
 	if err := watch(srv.kq, srv.stop, stopToken); err != nil {
 		log.Fatalf("kevent: signal pipe: %v", err)
 	}
-	if *idle > 0 {
-		if err := startSweep(srv.kq, *idle); err != nil {
-			log.Fatalf("kevent: idle timer: %v", err)
-		}
+	for _, l := range loops[1:] {
+		go l.run()
 	}
 	srv.run()
+}
+
+// open gives the loop its kqueue, and registers its wake-up (see post) and
+// its idle timer there.
+func (s *Server) open() error {
+	var err error
+	if s.kq, err = kqueue.Kqueue(); err != nil {
+		return fmt.Errorf("kqueue: %v", err)
+	}
+	if err := userEvent(s.kq, kqueue.EV_ADD|kqueue.EV_CLEAR, 0); err != nil {
+		return fmt.Errorf("kevent: wake-up: %v", err)
+	}
+	if s.idle > 0 {
+		if err := startSweep(s.kq, s.idle); err != nil {
+			return fmt.Errorf("kevent: idle timer: %v", err)
+		}
+	}
+	return nil
 }
 
 // Server is the article's ServerSocket: it owns the kqueue, the listening
 // sockets, the table of clients and the event loop, and it calls a Handler
 // for everything that happens to a client.
+//
+// From this stage on there is one Server per loop, and only its own loop
+// touches it, with two exceptions: the shared pool, and the queue of posted
+// work, which any goroutine may add to (see post). The listeners, the signal
+// pipe and the spare descriptor are the first loop's alone.
 type Server struct {
 	newHandler func(Client) Handler // the article's createClient
 	queueLimit int                  // bytes a client may have queued before reading from it pauses
 	idle       time.Duration        // how long a client may stay silent; 0 for ever
 
+	id        int       // which loop this is, for the logs
+	loops     []*Server // every loop, this one included
+	next      int       // the first loop's round robin: where the next client goes
+	pool      *pool
 	kq        int
 	listeners []int
 	socket    *socketFile
@@ -145,10 +176,30 @@ type Server struct {
 	// callback, as tokens. Their queues and registrations are looked at
 	// after the callback returns (see settle).
 	touched []uint64
+
+	// mu guards what other goroutines hand this loop: the posted work, and
+	// whether the loop has stopped taking any.
+	mu     sync.Mutex
+	posted []func()
+	closed bool
+}
+
+// pool is the limit the loops share: -max clients in all, however they are
+// spread. Only the first loop admits a client (see acceptClient), so the
+// limit is exact; the loop that closes one gives its place back.
+type pool struct {
+	max  int
+	held atomic.Int32
 }
 
 // run is the event loop. It returns when a signal has stopped the server.
+//
+// It keeps its goroutine on one OS thread, as a C server runs a loop per
+// thread: Go would otherwise let any of its threads carry the goroutine
+// after each kevent, and the loop would not be a thread the kernel (or top
+// -H, or a CPU affinity) can see. A locked thread runs nothing else.
 func (s *Server) run() {
+	runtime.LockOSThread()
 	events := make([]kqueue.Kevent_t, 64)
 	for {
 		// A change that fails comes back as an EV_ERROR event, but only if
@@ -187,6 +238,11 @@ func (s *Server) run() {
 				s.accept(fd)
 			case sweepToken:
 				s.sweep()
+			case wakeToken:
+				s.runPosted()
+				if s.closed {
+					return
+				}
 			default:
 				slot, ok := s.current(ev.Udata)
 				if !ok {
@@ -218,7 +274,9 @@ func (s *Server) run() {
 // Handler is what a protocol implements: the article's SocketClient
 // callbacks. The Server calls them one at a time from its loop, so a
 // handler needs no locks, and must not block: while it runs, no other
-// client is served. Send and Disconnect never call back into a handler;
+// client of its loop is served. (The handlers of other loops' clients run
+// at the same time, on their threads: what handlers share needs a lock.)
+// Send and Disconnect never call back into a handler;
 // what they lead to (a failed send, the close) is reported after the
 // callback that called them has returned.
 type Handler interface {
@@ -249,6 +307,18 @@ type Client struct {
 
 // errGone is what Send returns once the client is gone or going.
 var errGone = errors.New("client disconnected")
+
+// Send, Disconnect and RemoteAddr act on the client's state, which only its
+// own loop may touch. Call them on that loop: in a callback of the client's
+// handler, or in a function given to Post. (Go gives a goroutine no
+// identity that Send could check, so they cannot tell a call from elsewhere
+// and hand it over by themselves; go test -race catches one.)
+
+// Post runs f on the client's loop, soon, and may be called from any
+// goroutine: a worker that has an answer for the client posts a function
+// that sends it. The functions posted to a loop run one at a time, in the
+// order they were posted. Once the loop has stopped, f is dropped.
+func (c Client) Post(f func()) { c.srv.post(f) }
 
 // Send sends p to the client, the article's sendData. It never blocks and
 // never drops a byte: what the socket does not take now is copied to the
@@ -313,6 +383,7 @@ func (s *Server) lookup(c Client) *client {
 var handlers = map[string]func(Client) Handler{
 	"echo":    func(c Client) Handler { return echo{c} },
 	"goodbye": func(c Client) Handler { return goodbye{c} },
+	"later":   newLater,
 }
 
 // echo is the protocol of every earlier stage: greet, then send back
@@ -338,6 +409,39 @@ func (h goodbye) OnReceive(data []byte) {
 }
 func (h goodbye) OnSendError(err error) { log.Printf("Client %s: send failed: %v", h.host(), err) }
 func (h goodbye) OnDisconnect()         { log.Printf("Client %s disconnected.", h.host()) }
+
+// later is echo with the answer made elsewhere, as a handler that asks a
+// database or another server would: each client's bytes go to a worker
+// goroutine of its own, which posts every reply back to the client's loop
+// to be sent. One worker per client, and Post keeps order, so the replies
+// come back in the order the bytes came in.
+type later struct {
+	Client
+	work chan []byte
+}
+
+func newLater(c Client) Handler {
+	h := later{c, make(chan []byte, 16)}
+	go h.answer()
+	return h
+}
+
+func (h later) OnConnect() { h.Send([]byte("welcome!\n")) }
+
+// OnReceive gives the worker a copy: data is only lent for the call. The
+// send to the channel waits only while the worker is 16 pieces behind, and
+// the worker never waits for the loop: Post returns at once.
+func (h later) OnReceive(data []byte) { h.work <- bytes.Clone(data) }
+func (h later) OnSendError(error)     {} // the server logs it
+func (h later) OnDisconnect()         { close(h.work) }
+
+// answer is the worker. What it posts after the client has gone finds it
+// gone: Send returns an error, and nothing else happens.
+func (h later) answer() {
+	for data := range h.work {
+		h.Post(func() { h.Send(data) })
+	}
+}
 
 // host is the client's address without the port, as the article prints it.
 func (h goodbye) host() string {
@@ -670,6 +774,23 @@ func watch(kq, fd int, token uint64) error {
 	return err
 }
 
+// The wake-up. Like a timer's, a user event's ident is a number of the
+// program's choosing; each loop has one, in its own kqueue.
+const wakeIdent = 1
+
+// userEvent makes one change to the loop's EVFILT_USER event: EV_ADD with
+// EV_CLEAR registers it (without EV_CLEAR it would stay triggered, and
+// report on every call, once triggered), and NOTE_TRIGGER in fflags, from
+// any thread, makes it fire (kevent(2)). The trigger repeats the token,
+// because FreeBSD stores the udata of every change that is not a delete
+// (kqueue_register in kern_event.c): a trigger with none would clear it.
+func userEvent(kq int, flags uint16, fflags uint32) error {
+	var change kqueue.Kevent_t
+	kqueue.EV_SET(&change, wakeIdent, kqueue.EVFILT_USER, flags, fflags, 0, wakeToken)
+	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
+	return err
+}
+
 // openSpare holds one descriptor in reserve; acceptClient spends it when the
 // process runs out of descriptors (see there).
 func openSpare() int {
@@ -728,7 +849,7 @@ type client struct {
 // the high 16. That makes room for maxSlots clients.
 const (
 	slotBits = 16
-	maxSlots = 1<<slotBits - 3
+	maxSlots = 1<<slotBits - 4
 )
 
 // The tokens of what is not a client. No client token can be equal to them:
@@ -737,6 +858,7 @@ const (
 	stopToken     = 1<<32 - 1 // the signal pipe
 	listenerToken = 1<<32 - 2 // every listening socket
 	sweepToken    = 1<<32 - 3 // the idle timer
+	wakeToken     = 1<<32 - 4 // the loop's wake-up
 )
 
 // clientToken is the udata of the client in slot. Both of a client's
@@ -793,14 +915,14 @@ func slotOf(clients []client, fd int) int {
 }
 
 // acceptClient takes one connection off the listener's queue and gives it a
-// slot. It returns the slot, or false when there was none to take or no slot
-// to give.
-func acceptClient(listener int, spare *int, clients []client) (int, bool) {
+// place in the pool. It returns the client's descriptor and address, or false
+// when there was none to take or no place to give.
+func acceptClient(listener int, spare *int, pool *pool) (int, string, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
 	case nil:
 	case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
-		return -1, false // the client gave up before we got to it
+		return -1, "", false // the client gave up before we got to it
 	case unix.EMFILE, unix.ENFILE:
 		// Out of descriptors. The connection stays queued, so the listener
 		// stays readable and a naive loop would spin here for ever. Free the
@@ -812,10 +934,10 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 		}
 		*spare, _ = unix.Open("/dev/null", unix.O_RDONLY, 0)
 		log.Printf("refused a client: out of file descriptors")
-		return -1, false
+		return -1, "", false
 	default:
 		log.Printf("accept: %v", err)
-		return -1, false
+		return -1, "", false
 	}
 	// On macOS and the BSDs an accepted socket inherits O_NONBLOCK from the
 	// listener; on Linux it does not. From this stage on the loop never
@@ -823,31 +945,57 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		log.Printf("accept: client fd=%d: %v", fd, err)
 		unix.Close(fd)
-		return -1, false
+		return -1, "", false
 	}
-	slot := slotOf(clients, free)
-	if slot < 0 {
+	// The first loop is the only one that admits, so the count cannot change
+	// between this test and the Add but to go down: the limit is exact.
+	if int(pool.held.Load()) >= pool.max {
 		// The article prints "connection refused" on the server's terminal
 		// and closes the descriptor, so the client sees its connection open
 		// and then end, with no reason given. This one is told why. The
 		// socket is new and its send buffer empty, so the few bytes fit.
 		unix.Write(fd, []byte("server full\n"))
-		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
+		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), pool.max)
 		unix.Close(fd)
-		return -1, false
+		return -1, "", false
 	}
-	clients[slot] = client{fd: fd, addr: addrString(sa), gen: clients[slot].gen, last: time.Now()}
-	log.Printf("accepted client fd=%d from %s", fd, clients[slot].addr)
-	return slot, true
+	pool.held.Add(1)
+	return fd, addrString(sa), true
 }
 
-// accept takes a new client, registers its socket for EVFILT_READ, makes
-// its handler (the article's createClient) and tells the handler.
+// accept takes a new client and hands it to the next loop in turn, this one
+// included. Round robin, not the loop with the fewest clients: a count of
+// clients says little about how busy a loop is, and round robin needs no
+// look at another loop's state. Handing over is posting: the client's
+// descriptor and address go to the owner, and it does the rest (adopt).
 func (s *Server) accept(listener int) {
-	slot, ok := acceptClient(listener, &s.spare, s.clients)
+	fd, addr, ok := acceptClient(listener, &s.spare, s.pool)
 	if !ok {
 		return
 	}
+	owner := s.loops[s.next%len(s.loops)]
+	s.next++
+	if owner == s {
+		s.adopt(fd, addr)
+		return
+	}
+	// The owner cannot have stopped: only this loop stops them, after it
+	// has stopped accepting (see shutdown).
+	owner.post(func() { owner.adopt(fd, addr) })
+}
+
+// adopt gives a client handed to this loop a slot of its table, registers
+// its socket for EVFILT_READ, makes its handler (the article's createClient)
+// and tells the handler. A table grows when all its slots are taken, never
+// past -max, as the pool holds no more.
+func (s *Server) adopt(fd int, addr string) {
+	slot := slotOf(s.clients, free)
+	if slot < 0 {
+		slot = len(s.clients)
+		s.clients = append(s.clients, client{fd: free})
+	}
+	s.clients[slot] = client{fd: fd, addr: addr, gen: s.clients[slot].gen, last: time.Now()}
+	log.Printf("loop %d: accepted client fd=%d from %s", s.id, fd, addr)
 	c := &s.clients[slot]
 	token := clientToken(slot, c.gen)
 	s.change(c.fd, kqueue.EVFILT_READ, kqueue.EV_ADD, token)
@@ -1113,7 +1261,6 @@ func (s *Server) closeClient(slot int, reason string) {
 	if c.queue.Len() > 0 {
 		reason += fmt.Sprintf(" (%d bytes not sent)", c.queue.Len())
 	}
-	log.Printf("client fd=%d from %s closed: %s", c.fd, c.addr, reason)
 	// A change still waiting for the next kevent call names the descriptor
 	// by its number, and once it is closed the number can be given to the
 	// next client accepted in this same batch: drop them.
@@ -1126,6 +1273,10 @@ func (s *Server) closeClient(slot int, reason string) {
 		discardInput(c.fd, s.buf)
 	}
 	unix.Close(c.fd)
+	// The place goes back to the pool before the log says so: a client that
+	// connects once it has read this line finds it free, as in stage 09.
+	s.pool.held.Add(-1)
+	log.Printf("client fd=%d from %s closed: %s", c.fd, c.addr, reason)
 	c.queue.release(&s.chunks)
 	// The handler is told last, while the Client still knows its address;
 	// Send and Disconnect already do nothing.
@@ -1148,8 +1299,8 @@ func discardInput(fd int, buf []byte) {
 
 // shutdown runs when the self-pipe says a signal came: it reads which one,
 // then closes the listeners and every client so each sees an orderly close,
-// and removes the socket file. What is queued for a client gets one last
-// chance to go out, as far as its socket takes it without waiting.
+// and removes the socket file. Each loop closes its own clients, on its own
+// thread, and this one waits until all have.
 func (s *Server) shutdown() {
 	var b [1]byte
 	unix.Read(s.stop, b[:])
@@ -1160,6 +1311,22 @@ func (s *Server) shutdown() {
 	if s.socket != nil {
 		s.socket.remove()
 	}
+	var stopped sync.WaitGroup
+	for _, l := range s.loops[1:] {
+		stopped.Add(1)
+		l.post(func() {
+			l.closeAll()
+			stopped.Done()
+		})
+	}
+	s.closeAll()
+	stopped.Wait()
+}
+
+// closeAll closes the loop's clients and its kqueue; the loop stops after
+// it. What is queued for a client gets one last chance to go out, as far as
+// its socket takes it without waiting.
+func (s *Server) closeAll() {
 	for slot := range s.clients {
 		if s.clients[slot].fd != free {
 			if s.clients[slot].queue.Len() > 0 {
@@ -1168,5 +1335,42 @@ func (s *Server) shutdown() {
 			s.closeClient(slot, "server shutting down")
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	kqueue.Close(s.kq)
+}
+
+// post queues f to run on this loop, from any goroutine, and wakes the loop
+// if it may be asleep in kevent: that is when the queue was empty. A loop
+// that finds work queued runs all of it (runPosted), so one wake-up covers
+// whatever was posted before it got there. The trigger is sent with the lock
+// held, so that the kqueue cannot be closed (and its number reused) between
+// the test of closed and the kevent call.
+func (s *Server) post(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.posted = append(s.posted, f)
+	if len(s.posted) == 1 {
+		if err := userEvent(s.kq, 0, kqueue.NOTE_TRIGGER); err != nil {
+			log.Printf("loop %d: kevent: wake-up: %v", s.id, err)
+		}
+	}
+}
+
+// runPosted runs what other goroutines posted, in order, when the loop's
+// EVFILT_USER event says there is some. The queue is taken whole and the
+// lock let go first: a posted function may post again, to this loop too.
+func (s *Server) runPosted() {
+	s.mu.Lock()
+	posted := s.posted
+	s.posted = nil
+	s.mu.Unlock()
+	for _, f := range posted {
+		f()
+		s.settle()
+	}
 }
