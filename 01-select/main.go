@@ -14,11 +14,8 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
-	"net/netip"
-	"os"
-	"os/signal"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -43,8 +40,13 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("listening on tcp %s\n", localAddr(listener))
-	spare := openSpare()
+	serve(stop, listener)
+}
 
+// serve is the event loop: it waits for whatever the kernel reports and
+// handles each event, until a signal says stop.
+func serve(stop, listener int) {
+	spare := openSpare()
 	var watched unix.FdSet // every descriptor the loop wants to hear from
 	watched.Set(listener)
 	watched.Set(stop)
@@ -91,126 +93,6 @@ func main() {
 	}
 }
 
-// parseFlags parses the command line. A mistyped flag gets one line on
-// stderr and exit status 2, not the usage text; -h still prints the usage.
-func parseFlags() {
-	flag.CommandLine.Init(os.Args[0], flag.ContinueOnError)
-	flag.CommandLine.SetOutput(new(discard))
-	err := flag.CommandLine.Parse(os.Args[1:])
-	if err == flag.ErrHelp {
-		flag.CommandLine.SetOutput(os.Stderr)
-		flag.PrintDefaults()
-		os.Exit(0)
-	}
-	if err == nil && flag.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", flag.Arg(0))
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v (try -h)\n", os.Args[0], err)
-		os.Exit(2)
-	}
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// listenTCP opens a listening TCP socket the way the articles do, one system
-// call at a time: socket, setsockopt, bind, listen.
-func listenTCP(addr string) (int, error) {
-	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		return -1, fmt.Errorf("listen tcp %q: %v", addr, err)
-	}
-	family, sa := sockaddr(tcpAddr)
-	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return -1, fmt.Errorf("listen tcp %s: socket: %w", tcpAddr, err)
-	}
-	// Without SO_REUSEADDR a restarted server cannot bind its port while
-	// connections from its previous run linger in TIME_WAIT.
-	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	if err == nil {
-		err = unix.Bind(fd, sa)
-	}
-	if err == nil {
-		err = unix.Listen(fd, unix.SOMAXCONN)
-	}
-	// Non-blocking, because a client can give up between the moment the
-	// listener is reported readable and our accept(2): a blocking accept
-	// would then stall the whole server until somebody else connects.
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("listen tcp %s: %w", tcpAddr, err)
-	}
-	return fd, nil
-}
-
-// sockaddr converts a resolved address to the form bind(2) takes. A missing
-// host (":8080") means every IPv4 address.
-func sockaddr(a *net.TCPAddr) (family int, sa unix.Sockaddr) {
-	if ip4 := a.IP.To4(); ip4 != nil || a.IP == nil {
-		sa4 := &unix.SockaddrInet4{Port: a.Port}
-		copy(sa4.Addr[:], ip4)
-		return unix.AF_INET, sa4
-	}
-	sa6 := &unix.SockaddrInet6{Port: a.Port}
-	copy(sa6.Addr[:], a.IP)
-	return unix.AF_INET6, sa6
-}
-
-// localAddr is the address a socket is bound to; with port 0 in -addr it is
-// the only way to learn which port the kernel picked.
-func localAddr(fd int) string {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return "?"
-	}
-	return addrString(sa)
-}
-
-func addrString(sa unix.Sockaddr) string {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
-	}
-	return fmt.Sprint(sa)
-}
-
-// notifyOnSignal returns the read end of a pipe that becomes readable when
-// SIGINT or SIGTERM arrives. The loop spends its time parked in the kernel,
-// not in Go code, so the news has to reach it as a descriptor it already
-// watches: the self-pipe trick. The byte written is the signal's number.
-func notifyOnSignal() int {
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		log.Fatalf("pipe: %v", err)
-	}
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		for sig := range signals {
-			unix.Write(p[1], []byte{byte(sig.(syscall.Signal))})
-		}
-	}()
-	return p[0]
-}
-
-// openSpare holds one descriptor in reserve; acceptClient spends it when the
-// process runs out of descriptors (see there).
-func openSpare() int {
-	fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
-	if err != nil {
-		log.Fatalf("open /dev/null: %v", err)
-	}
-	return fd
-}
-
 // acceptClient takes one connection off the listener's queue and returns its
 // descriptor, or false when there was none to take.
 func acceptClient(listener int, spare *int, clients map[int]string) (int, bool) {
@@ -220,16 +102,7 @@ func acceptClient(listener int, spare *int, clients map[int]string) (int, bool) 
 	case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
 		return -1, false // the client gave up before we got to it
 	case unix.EMFILE, unix.ENFILE:
-		// Out of descriptors. The connection stays queued, so the listener
-		// stays readable and a naive loop would spin here for ever. Free the
-		// spare descriptor, accept the client with it, close it at once, and
-		// take the spare back: the client is told no, and the loop moves on.
-		unix.Close(*spare)
-		if fd, _, err := unix.Accept(listener); err == nil {
-			unix.Close(fd)
-		}
-		*spare, _ = unix.Open("/dev/null", unix.O_RDONLY, 0)
-		log.Printf("refused a client: out of file descriptors")
+		refuseOutOfFiles(listener, spare) // out of descriptors: see there
 		return -1, false
 	default:
 		log.Printf("accept: %v", err)
@@ -242,8 +115,13 @@ func acceptClient(listener int, spare *int, clients map[int]string) (int, bool) 
 	}
 	// On macOS and the BSDs an accepted socket inherits O_NONBLOCK from the
 	// listener; on Linux it does not. This stage's writes are meant to block
-	// (see writeAll), so make that true everywhere.
-	if err := unix.SetNonblock(fd, false); err != nil {
+	// (see writeAll), so make that true everywhere, but for at most
+	// sendTimeout at a time.
+	err = unix.SetNonblock(fd, false)
+	if err == nil {
+		err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &sendTimeout)
+	}
+	if err != nil {
 		log.Printf("accept: client fd=%d: %v", fd, err)
 		unix.Close(fd)
 		return -1, false
@@ -279,20 +157,32 @@ func echo(fd int, buf []byte, clients map[int]string) bool {
 //
 // The socket is blocking, so a client that sends but never reads will
 // eventually fill its buffers and stop the whole server here. That is this
-// stage's known limit; stage 07 removes it with a send queue.
+// stage's known limit; stage 07 removes it with a send queue. Meanwhile
+// SIGINT must still work, and its news waits on the self-pipe, which the
+// loop reads only once this write is done. So a write waits at most
+// sendTimeout (SO_SNDTIMEO, setsockopt(2)) and then fails with EAGAIN, or
+// returns the part it did write; writeAll checks for a signal and, if none
+// came, carries on where the write stopped. No byte is lost and no client
+// is dropped for being slow.
 func writeAll(fd int, p []byte) error {
 	for len(p) > 0 {
-		n, err := unix.Write(fd, p)
-		if err == unix.EINTR {
-			continue
+		if signalled.Load() {
+			return errStopping
 		}
-		if err != nil {
+		n, err := unix.Write(fd, p)
+		if n > 0 {
+			p = p[n:]
+		}
+		if err != nil && err != unix.EINTR && err != unix.EAGAIN {
 			return err
 		}
-		p = p[n:]
 	}
 	return nil
 }
+
+// sendTimeout bounds each wait in writeAll: short enough for a signal to be
+// acted on promptly, long enough not to wake a busy server needlessly.
+var sendTimeout = unix.NsecToTimeval((250 * time.Millisecond).Nanoseconds())
 
 func closeClient(fd int, clients map[int]string, reason string) {
 	log.Printf("client fd=%d from %s closed: %s", fd, clients[fd], reason)

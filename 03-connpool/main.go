@@ -13,11 +13,8 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
-	"net/netip"
-	"os"
-	"os/signal"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -41,7 +38,6 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("listening on tcp %s\n", localAddr(listener))
-	spare := openSpare()
 
 	kq, err := kqueue.Kqueue()
 	if err != nil {
@@ -53,10 +49,18 @@ func main() {
 	if err := watch(kq, stop); err != nil {
 		log.Fatalf("kevent: signal pipe: %v", err)
 	}
-	clients := make([]client, *maxClients) // the connection table: one slot per client
+	serve(kq, stop, listener, *maxClients)
+}
+
+// serve is the event loop: it waits for whatever the kernel reports and
+// handles each event, until a signal says stop.
+func serve(kq, stop, listener, maxClients int) {
+	spare := openSpare()
+	clients := make([]client, maxClients) // the connection table: one slot per client
 	for i := range clients {
 		clients[i].fd = free
 	}
+	refused := refusals{} // clients turned away for want of a slot, until closed
 	buf := make([]byte, 64<<10)
 	events := make([]kqueue.Kevent_t, 64)
 
@@ -64,7 +68,7 @@ func main() {
 		// Nothing is copied in and nothing is scanned: the kernel already
 		// holds the registrations, and it fills events with only those that
 		// fired, at most len(events) of them per call.
-		n, err := kqueue.Kevent(kq, nil, events, nil)
+		n, err := kqueue.Kevent(kq, nil, events, refused.timeout())
 		if err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
@@ -79,10 +83,10 @@ func main() {
 			fd := int(ev.Ident)
 			switch fd {
 			case stop:
-				shutdown(kq, stop, listener, clients)
+				shutdown(kq, stop, listener, clients, refused)
 				return
 			case listener:
-				client, ok := acceptClient(listener, &spare, clients)
+				client, ok := acceptClient(kq, listener, &spare, clients, refused)
 				if !ok {
 					continue
 				}
@@ -90,120 +94,15 @@ func main() {
 					closeClient(client, clients, err.Error())
 				}
 			default:
+				if _, ok := refused[fd]; ok {
+					refused.drain(fd, buf)
+					continue
+				}
 				echo(fd, ev, buf, clients)
 			}
 		}
+		refused.expire()
 	}
-}
-
-// parseFlags parses the command line. A mistyped flag gets one line on
-// stderr and exit status 2, not the usage text; -h still prints the usage.
-func parseFlags() {
-	flag.CommandLine.Init(os.Args[0], flag.ContinueOnError)
-	flag.CommandLine.SetOutput(new(discard))
-	err := flag.CommandLine.Parse(os.Args[1:])
-	if err == flag.ErrHelp {
-		flag.CommandLine.SetOutput(os.Stderr)
-		flag.PrintDefaults()
-		os.Exit(0)
-	}
-	if err == nil && flag.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", flag.Arg(0))
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v (try -h)\n", os.Args[0], err)
-		os.Exit(2)
-	}
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// listenTCP opens a listening TCP socket the way the articles do, one system
-// call at a time: socket, setsockopt, bind, listen.
-func listenTCP(addr string) (int, error) {
-	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		return -1, fmt.Errorf("listen tcp %q: %v", addr, err)
-	}
-	family, sa := sockaddr(tcpAddr)
-	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return -1, fmt.Errorf("listen tcp %s: socket: %w", tcpAddr, err)
-	}
-	// Without SO_REUSEADDR a restarted server cannot bind its port while
-	// connections from its previous run linger in TIME_WAIT.
-	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	if err == nil {
-		err = unix.Bind(fd, sa)
-	}
-	if err == nil {
-		err = unix.Listen(fd, unix.SOMAXCONN)
-	}
-	// Non-blocking, because a client can give up between the moment the
-	// listener is reported readable and our accept(2): a blocking accept
-	// would then stall the whole server until somebody else connects.
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("listen tcp %s: %w", tcpAddr, err)
-	}
-	return fd, nil
-}
-
-// sockaddr converts a resolved address to the form bind(2) takes. A missing
-// host (":8080") means every IPv4 address.
-func sockaddr(a *net.TCPAddr) (family int, sa unix.Sockaddr) {
-	if ip4 := a.IP.To4(); ip4 != nil || a.IP == nil {
-		sa4 := &unix.SockaddrInet4{Port: a.Port}
-		copy(sa4.Addr[:], ip4)
-		return unix.AF_INET, sa4
-	}
-	sa6 := &unix.SockaddrInet6{Port: a.Port}
-	copy(sa6.Addr[:], a.IP)
-	return unix.AF_INET6, sa6
-}
-
-// localAddr is the address a socket is bound to; with port 0 in -addr it is
-// the only way to learn which port the kernel picked.
-func localAddr(fd int) string {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return "?"
-	}
-	return addrString(sa)
-}
-
-func addrString(sa unix.Sockaddr) string {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
-	}
-	return fmt.Sprint(sa)
-}
-
-// notifyOnSignal returns the read end of a pipe that becomes readable when
-// SIGINT or SIGTERM arrives. The loop spends its time parked in the kernel,
-// not in Go code, so the news has to reach it as a descriptor it already
-// watches: the self-pipe trick. The byte written is the signal's number.
-func notifyOnSignal() int {
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		log.Fatalf("pipe: %v", err)
-	}
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		for sig := range signals {
-			unix.Write(p[1], []byte{byte(sig.(syscall.Signal))})
-		}
-	}()
-	return p[0]
 }
 
 // watch registers fd for EVFILT_READ. The registration stays in the kernel
@@ -215,16 +114,6 @@ func watch(kq, fd int) error {
 	kqueue.EV_SET(&change, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0, 0)
 	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
 	return err
-}
-
-// openSpare holds one descriptor in reserve; acceptClient spends it when the
-// process runs out of descriptors (see there).
-func openSpare() int {
-	fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
-	if err != nil {
-		log.Fatalf("open /dev/null: %v", err)
-	}
-	return fd
 }
 
 // client is one slot of the connection table.
@@ -256,23 +145,14 @@ func slotOf(clients []client, fd int) int {
 // acceptClient takes one connection off the listener's queue, gives it a slot
 // and greets it. It returns the descriptor, or false when there was none to
 // take or no slot to give.
-func acceptClient(listener int, spare *int, clients []client) (int, bool) {
+func acceptClient(kq, listener int, spare *int, clients []client, refused refusals) (int, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
 	case nil:
 	case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
 		return -1, false // the client gave up before we got to it
 	case unix.EMFILE, unix.ENFILE:
-		// Out of descriptors. The connection stays queued, so the listener
-		// stays readable and a naive loop would spin here for ever. Free the
-		// spare descriptor, accept the client with it, close it at once, and
-		// take the spare back: the client is told no, and the loop moves on.
-		unix.Close(*spare)
-		if fd, _, err := unix.Accept(listener); err == nil {
-			unix.Close(fd)
-		}
-		*spare, _ = unix.Open("/dev/null", unix.O_RDONLY, 0)
-		log.Printf("refused a client: out of file descriptors")
+		refuseOutOfFiles(listener, spare) // out of descriptors: see there
 		return -1, false
 	default:
 		log.Printf("accept: %v", err)
@@ -280,8 +160,13 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	}
 	// On macOS and the BSDs an accepted socket inherits O_NONBLOCK from the
 	// listener; on Linux it does not. This stage's writes are meant to block
-	// (see writeAll), so make that true everywhere.
-	if err := unix.SetNonblock(fd, false); err != nil {
+	// (see writeAll), so make that true everywhere, but for at most
+	// sendTimeout at a time.
+	err = unix.SetNonblock(fd, false)
+	if err == nil {
+		err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &sendTimeout)
+	}
+	if err != nil {
 		log.Printf("accept: client fd=%d: %v", fd, err)
 		unix.Close(fd)
 		return -1, false
@@ -289,11 +174,10 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	slot := slotOf(clients, free)
 	if slot < 0 {
 		// The article prints "connection refused" on the server's terminal
-		// and closes the descriptor, so the client sees its connection open
-		// and then end, with no reason given. This one is told why.
-		writeAll(fd, []byte("server full\n"))
+		// and shows nothing more, so as shown the client is never told and
+		// its descriptor is never closed. This one is told why, and closed.
 		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
-		unix.Close(fd)
+		refused.add(kq, fd)
 		return -1, false
 	}
 	clients[slot] = client{fd: fd, addr: addrString(sa)}
@@ -303,6 +187,75 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 		return -1, false
 	}
 	return fd, true
+}
+
+// refusals are the clients turned away because every slot was taken: from
+// the "server full" message until their descriptor is closed, at most
+// refusalGrace later. They hold no slot.
+type refusals map[int]time.Time // descriptor -> when to close it regardless
+
+// refusalGrace is how long a refused client has to close its end.
+const refusalGrace = 2 * time.Second
+
+// add tells a client there is no room, and half-closes its socket. Closing
+// it at once would be wrong if the client has already sent something: a
+// close(2) with unread input makes the kernel answer with a reset, not an
+// orderly end (RFC 1122, 4.2.2.13), and a reset can destroy "server full"
+// before the client reads it. So the server sends its end of file after
+// the message (shutdown(2), SHUT_WR), then reads and discards whatever the
+// client sends (drain) until it closes its end too, or refusalGrace is up.
+func (r refusals) add(kq, fd int) {
+	writeAll(fd, []byte("server full\n"))
+	err := unix.Shutdown(fd, unix.SHUT_WR)
+	if err == nil {
+		err = unix.SetNonblock(fd, true) // drain must never wait
+	}
+	if err == nil {
+		err = watch(kq, fd)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return
+	}
+	r[fd] = time.Now().Add(refusalGrace)
+}
+
+// drain reads and discards what a refused client sent, and closes it once
+// it has closed its end (read returns 0), reset, or run out of time.
+func (r refusals) drain(fd int, buf []byte) {
+	n, err := unix.Read(fd, buf)
+	if err == unix.EAGAIN || err == unix.EINTR || n > 0 && time.Now().Before(r[fd]) {
+		return
+	}
+	unix.Close(fd)
+	delete(r, fd)
+}
+
+// expire closes the refused clients whose time is up.
+func (r refusals) expire() {
+	now := time.Now()
+	for fd, until := range r {
+		if !now.Before(until) {
+			unix.Close(fd)
+			delete(r, fd)
+		}
+	}
+}
+
+// timeout is how long the loop may wait for events: until the first refused
+// client's time is up, or for ever (nil) when there is none.
+func (r refusals) timeout() *unix.Timespec {
+	if len(r) == 0 {
+		return nil
+	}
+	first := time.Time{}
+	for _, until := range r {
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	ts := unix.NsecToTimespec(max(time.Until(first), 0).Nanoseconds())
+	return &ts
 }
 
 // echo reads what one ready client sent and writes it back.
@@ -340,20 +293,32 @@ func echo(fd int, ev kqueue.Kevent_t, buf []byte, clients []client) {
 //
 // The socket is blocking, so a client that sends but never reads will
 // eventually fill its buffers and stop the whole server here. That is this
-// stage's known limit; stage 07 removes it with a send queue.
+// stage's known limit; stage 07 removes it with a send queue. Meanwhile
+// SIGINT must still work, and its news waits on the self-pipe, which the
+// loop reads only once this write is done. So a write waits at most
+// sendTimeout (SO_SNDTIMEO, setsockopt(2)) and then fails with EAGAIN, or
+// returns the part it did write; writeAll checks for a signal and, if none
+// came, carries on where the write stopped. No byte is lost and no client
+// is dropped for being slow.
 func writeAll(fd int, p []byte) error {
 	for len(p) > 0 {
-		n, err := unix.Write(fd, p)
-		if err == unix.EINTR {
-			continue
+		if signalled.Load() {
+			return errStopping
 		}
-		if err != nil {
+		n, err := unix.Write(fd, p)
+		if n > 0 {
+			p = p[n:]
+		}
+		if err != nil && err != unix.EINTR && err != unix.EAGAIN {
 			return err
 		}
-		p = p[n:]
 	}
 	return nil
 }
+
+// sendTimeout bounds each wait in writeAll: short enough for a signal to be
+// acted on promptly, long enough not to wake a busy server needlessly.
+var sendTimeout = unix.NsecToTimeval((250 * time.Millisecond).Nanoseconds())
 
 // closeClient closes a client's descriptor, which also removes its kevent:
 // no EV_DELETE is needed (kevent(2): closing a descriptor removes every
@@ -367,7 +332,7 @@ func closeClient(fd int, clients []client, reason string) {
 
 // shutdown runs when the self-pipe says a signal came: it reads which one,
 // then closes the listener and every client so each sees an orderly close.
-func shutdown(kq, stop, listener int, clients []client) {
+func shutdown(kq, stop, listener int, clients []client, refused refusals) {
 	var b [1]byte
 	unix.Read(stop, b[:])
 	log.Printf("shutting down on %v", syscall.Signal(b[0]))
@@ -376,6 +341,9 @@ func shutdown(kq, stop, listener int, clients []client) {
 		if c.fd != free {
 			closeClient(c.fd, clients, "server shutting down")
 		}
+	}
+	for fd := range refused {
+		unix.Close(fd)
 	}
 	kqueue.Close(kq)
 }

@@ -15,17 +15,11 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"net"
-	"net/netip"
-	"os"
-	"os/signal"
-	"path/filepath"
-	"slices"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -67,7 +61,6 @@ func main() {
 		fmt.Printf("listening on unix %s\n", socket.path)
 		listeners = append(listeners, unixListener)
 	}
-	spare := openSpare()
 
 	kq, err := kqueue.Kqueue()
 	if err != nil {
@@ -81,10 +74,18 @@ func main() {
 	if err := watch(kq, stop, stopToken); err != nil {
 		log.Fatalf("kevent: signal pipe: %v", err)
 	}
-	clients := make([]client, *maxClients) // the connection table: one slot per client
+	serve(kq, stop, listeners, socket, *maxClients)
+}
+
+// serve is the event loop: it waits for whatever the kernel reports and
+// handles each event, until a signal says stop.
+func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
+	spare := openSpare()
+	clients := make([]client, maxClients) // the connection table: one slot per client
 	for i := range clients {
 		clients[i].fd = free
 	}
+	refused := refusals{} // clients turned away for want of a slot, until closed
 	buf := make([]byte, 64<<10)
 	events := make([]kqueue.Kevent_t, 64)
 
@@ -92,7 +93,7 @@ func main() {
 		// Nothing is copied in and nothing is scanned: the kernel already
 		// holds the registrations, and it fills events with only those that
 		// fired, at most len(events) of them per call.
-		n, err := kqueue.Kevent(kq, nil, events, nil)
+		n, err := kqueue.Kevent(kq, nil, events, refused.timeout())
 		if err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
@@ -107,10 +108,10 @@ func main() {
 			fd := int(ev.Ident)
 			switch ev.Udata {
 			case stopToken:
-				shutdown(kq, stop, listeners, socket, clients)
+				shutdown(kq, stop, listeners, socket, clients, refused)
 				return
 			case listenerToken:
-				slot, ok := acceptClient(fd, &spare, clients)
+				slot, ok := acceptClient(kq, fd, &spare, clients, refused)
 				if !ok {
 					continue
 				}
@@ -118,6 +119,8 @@ func main() {
 				if err := watch(kq, clients[slot].fd, token); err != nil {
 					closeClient(slot, clients, err.Error())
 				}
+			case refusedToken:
+				refused.drain(fd, buf)
 			default:
 				slot, gen := tokenSlot(ev.Udata)
 				if clients[slot].gen != gen {
@@ -128,318 +131,8 @@ func main() {
 				echo(slot, ev, buf, clients)
 			}
 		}
+		refused.expire()
 	}
-}
-
-// parseFlags parses the command line. A mistyped flag gets one line on
-// stderr and exit status 2, not the usage text; -h still prints the usage.
-func parseFlags() {
-	flag.CommandLine.Init(os.Args[0], flag.ContinueOnError)
-	flag.CommandLine.SetOutput(new(discard))
-	err := flag.CommandLine.Parse(os.Args[1:])
-	if err == flag.ErrHelp {
-		flag.CommandLine.SetOutput(os.Stderr)
-		flag.PrintDefaults()
-		os.Exit(0)
-	}
-	if err == nil && flag.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", flag.Arg(0))
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v (try -h)\n", os.Args[0], err)
-		os.Exit(2)
-	}
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// listenTCP opens one listening socket for every address the host in addr
-// resolves to, all on the same port.
-func listenTCP(addr string) ([]int, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
-	}
-	portNum, err := net.LookupPort("tcp", port)
-	if err != nil {
-		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
-	}
-	ips, err := resolve(host)
-	if err != nil {
-		return nil, fmt.Errorf("listen tcp %q: %v", addr, err)
-	}
-	// With port 0 the kernel picks the first listener's port from those free
-	// in its family, and the others ask for the same number. In the other
-	// family it can be taken (even by a connection lingering in TIME_WAIT);
-	// then all are closed and opened again on a fresh pick.
-	for try := 1; ; try++ {
-		listeners, err := listenAll(ips, portNum)
-		if portNum == 0 && errors.Is(err, unix.EADDRINUSE) && try < 10 {
-			continue
-		}
-		return listeners, err
-	}
-}
-
-// listenAll opens a listener on each address, all on port (with port 0, on
-// the port the kernel picks for the first). An address this machine cannot
-// bind (no IPv6, say) is skipped, with a line in the log if any other worked;
-// any other failure, such as a port in use, stops the server, which should
-// not quietly serve half of what it was asked to.
-func listenAll(ips []net.IP, port int) ([]int, error) {
-	var listeners []int
-	var skipped []error
-	for _, ip := range ips {
-		fd, err := listenOn(&net.TCPAddr{IP: ip, Port: port})
-		switch {
-		case errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EAFNOSUPPORT):
-			skipped = append(skipped, err)
-			continue
-		case err != nil:
-			for _, fd := range listeners {
-				unix.Close(fd)
-			}
-			return nil, err
-		}
-		listeners = append(listeners, fd)
-		if port == 0 {
-			sa, _ := unix.Getsockname(fd)
-			port = portOf(sa)
-		}
-	}
-	if len(listeners) == 0 {
-		return nil, skipped[0] // a failed start says one thing: the first
-	}
-	for _, err := range skipped {
-		log.Printf("skipping %v", err)
-	}
-	return listeners, nil
-}
-
-// resolve returns the addresses to listen on for host, without duplicates
-// (a hosts file can list one twice, and a second bind would fail). An empty
-// host means the wildcard address of each family.
-func resolve(host string) ([]net.IP, error) {
-	if host == "" {
-		return []net.IP{net.IPv4zero, net.IPv6unspecified}, nil
-	}
-	ips, err := net.LookupIP(host)
-	if err != nil {
-		return nil, err
-	}
-	var unique []net.IP
-	for _, ip := range ips {
-		if !slices.ContainsFunc(unique, ip.Equal) {
-			unique = append(unique, ip)
-		}
-	}
-	return unique, nil
-}
-
-// listenOn opens a listening TCP socket on one address the way the articles
-// do, one system call at a time: socket, setsockopt, bind, listen.
-func listenOn(tcpAddr *net.TCPAddr) (int, error) {
-	family, sa := sockaddr(tcpAddr)
-	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return -1, fmt.Errorf("listen tcp %s: socket: %w", tcpAddr, err)
-	}
-	// Without SO_REUSEADDR a restarted server cannot bind its port while
-	// connections from its previous run linger in TIME_WAIT.
-	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	// An IPv6 socket on Linux and macOS also accepts IPv4 connections by
-	// default (as ::ffff:127.0.0.1), so a wildcard one would claim the IPv4
-	// port too and the IPv4 listener's bind would fail; FreeBSD, NetBSD and
-	// OpenBSD default to IPv6 only (ip6(4)). Saying IPV6_V6ONLY makes every
-	// system behave the same: one socket per family.
-	if err == nil && family == unix.AF_INET6 {
-		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
-	}
-	if err == nil {
-		err = unix.Bind(fd, sa)
-	}
-	if err == nil {
-		err = unix.Listen(fd, unix.SOMAXCONN)
-	}
-	// Non-blocking, because a client can give up between the moment the
-	// listener is reported readable and our accept(2): a blocking accept
-	// would then stall the whole server until somebody else connects.
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("listen tcp %s: %w", tcpAddr, err)
-	}
-	return fd, nil
-}
-
-// sockaddr converts a resolved address to the form bind(2) takes.
-func sockaddr(a *net.TCPAddr) (family int, sa unix.Sockaddr) {
-	if ip4 := a.IP.To4(); ip4 != nil || a.IP == nil {
-		sa4 := &unix.SockaddrInet4{Port: a.Port}
-		copy(sa4.Addr[:], ip4)
-		return unix.AF_INET, sa4
-	}
-	sa6 := &unix.SockaddrInet6{Port: a.Port}
-	copy(sa6.Addr[:], a.IP)
-	return unix.AF_INET6, sa6
-}
-
-// socketFile is the UNIX socket file this server created: its path, and the
-// device and inode it was created with, so that shutdown can tell whether
-// the file at that path is still this server's own before removing it.
-type socketFile struct {
-	path     string
-	dev, ino uint64
-}
-
-// listenUnix opens a listening UNIX-domain socket at path.
-func listenUnix(path string) (int, *socketFile, error) {
-	// sun_path holds 104 bytes on macOS and the BSDs, 108 on Linux, and the
-	// name needs a terminating NUL. The usual C recipe copies the path in
-	// with strncpy or strlcpy, which cut a longer one short without a word,
-	// so the server listens somewhere else than asked; here it is an error.
-	if limit := len(unix.RawSockaddrUnix{}.Path) - 1; len(path) > limit {
-		return -1, nil, fmt.Errorf("listen unix %s: path is %d bytes; this system allows at most %d", path, len(path), limit)
-	}
-	if err := clearStaleSocket(path); err != nil {
-		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return -1, nil, fmt.Errorf("listen unix %s: socket: %v", path, err)
-	}
-	// bind(2) creates the socket file, and connecting to it needs write
-	// permission on it. A umask of 0177 makes it 0600 from the first
-	// instant, so no other user can connect, not even during a chmod's delay.
-	old := unix.Umask(0o177)
-	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
-	unix.Umask(old)
-	if err != nil {
-		unix.Close(fd)
-		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
-	}
-	var st unix.Stat_t
-	err = unix.Lstat(path, &st)
-	if err == nil {
-		err = unix.Listen(fd, unix.SOMAXCONN)
-	}
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
-	}
-	if err != nil {
-		unix.Close(fd)
-		unix.Unlink(path) // bind made the file: do not leave it behind
-		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		abs = path
-	}
-	return fd, &socketFile{path: abs, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
-}
-
-// clearStaleSocket makes room at path for a new socket. A server that died
-// without cleaning up leaves its socket file behind, and bind(2) fails while
-// it exists. Such a file is removed, but only if it is a socket and nobody
-// answers on it; a live server's socket and anything that is not a socket
-// (a file, a directory, a link) are left exactly as they are.
-func clearStaleSocket(path string) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err == unix.ENOENT {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fmt.Errorf("%s exists and is not a socket; not touching it", path)
-	}
-	probe, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return err
-	}
-	// Non-blocking, so that a live server too busy to accept cannot hold
-	// the probe: Linux answers EAGAIN when its queue is full.
-	unix.SetNonblock(probe, true)
-	err = unix.Connect(probe, &unix.SockaddrUnix{Name: path})
-	unix.Close(probe)
-	switch err {
-	case nil, unix.EAGAIN:
-		return fmt.Errorf("another server is listening on %s", path)
-	case unix.ECONNREFUSED:
-		log.Printf("removing stale socket file %s", path)
-		return unix.Unlink(path)
-	default:
-		return fmt.Errorf("cannot tell whether %s is in use: %v", path, err)
-	}
-}
-
-// remove removes the socket file if the file at its path is still the one
-// this server created; if somebody replaced it meanwhile, it is theirs.
-func (s *socketFile) remove() {
-	var st unix.Stat_t
-	if err := unix.Lstat(s.path, &st); err != nil || uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
-		log.Printf("leaving %s alone: it is no longer this server's socket", s.path)
-		return
-	}
-	if err := unix.Unlink(s.path); err != nil {
-		log.Printf("removing socket file: %v", err)
-	}
-}
-
-// localAddr is the address a socket is bound to; with port 0 in -addr it is
-// the only way to learn which port the kernel picked.
-func localAddr(fd int) string {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return "?"
-	}
-	return addrString(sa)
-}
-
-// portOf is the port of a TCP socket address.
-func portOf(sa unix.Sockaddr) int {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return sa.Port
-	case *unix.SockaddrInet6:
-		return sa.Port
-	}
-	return 0
-}
-
-func addrString(sa unix.Sockaddr) string {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
-	case *unix.SockaddrUnix:
-		return "unix socket" // a connecting client's end has no name
-	}
-	return fmt.Sprint(sa)
-}
-
-// notifyOnSignal returns the read end of a pipe that becomes readable when
-// SIGINT or SIGTERM arrives. The loop spends its time parked in the kernel,
-// not in Go code, so the news has to reach it as a descriptor it already
-// watches: the self-pipe trick. The byte written is the signal's number.
-func notifyOnSignal() int {
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		log.Fatalf("pipe: %v", err)
-	}
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		for sig := range signals {
-			unix.Write(p[1], []byte{byte(sig.(syscall.Signal))})
-		}
-	}()
-	return p[0]
 }
 
 // watch registers fd for EVFILT_READ, with token as its udata. The
@@ -451,16 +144,6 @@ func watch(kq, fd int, token uint64) error {
 	kqueue.EV_SET(&change, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0, token)
 	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
 	return err
-}
-
-// openSpare holds one descriptor in reserve; acceptClient spends it when the
-// process runs out of descriptors (see there).
-func openSpare() int {
-	fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
-	if err != nil {
-		log.Fatalf("open /dev/null: %v", err)
-	}
-	return fd
 }
 
 // client is one slot of the connection table.
@@ -477,14 +160,15 @@ type client struct {
 // the high 16. That makes room for maxSlots clients.
 const (
 	slotBits = 16
-	maxSlots = 1<<slotBits - 2
+	maxSlots = 1<<slotBits - 3
 )
 
 // The tokens of the descriptors that are not clients. No client token can
-// be equal to them: it would need slot number maxSlots or maxSlots+1.
+// be equal to them: it would need slot number maxSlots or above.
 const (
 	stopToken     = 1<<32 - 1 // the signal pipe
 	listenerToken = 1<<32 - 2 // every listening socket
+	refusedToken  = 1<<32 - 3 // every refused client (see refusals)
 )
 
 // clientToken is the udata of the client in slot.
@@ -530,23 +214,14 @@ func slotOf(clients []client, fd int) int {
 // acceptClient takes one connection off the listener's queue, gives it a slot
 // and greets it. It returns the slot, or false when there was none to take or
 // no slot to give.
-func acceptClient(listener int, spare *int, clients []client) (int, bool) {
+func acceptClient(kq, listener int, spare *int, clients []client, refused refusals) (int, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
 	case nil:
 	case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
 		return -1, false // the client gave up before we got to it
 	case unix.EMFILE, unix.ENFILE:
-		// Out of descriptors. The connection stays queued, so the listener
-		// stays readable and a naive loop would spin here for ever. Free the
-		// spare descriptor, accept the client with it, close it at once, and
-		// take the spare back: the client is told no, and the loop moves on.
-		unix.Close(*spare)
-		if fd, _, err := unix.Accept(listener); err == nil {
-			unix.Close(fd)
-		}
-		*spare, _ = unix.Open("/dev/null", unix.O_RDONLY, 0)
-		log.Printf("refused a client: out of file descriptors")
+		refuseOutOfFiles(listener, spare) // out of descriptors: see there
 		return -1, false
 	default:
 		log.Printf("accept: %v", err)
@@ -554,8 +229,13 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	}
 	// On macOS and the BSDs an accepted socket inherits O_NONBLOCK from the
 	// listener; on Linux it does not. This stage's writes are meant to block
-	// (see writeAll), so make that true everywhere.
-	if err := unix.SetNonblock(fd, false); err != nil {
+	// (see writeAll), so make that true everywhere, but for at most
+	// sendTimeout at a time.
+	err = unix.SetNonblock(fd, false)
+	if err == nil {
+		err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &sendTimeout)
+	}
+	if err != nil {
 		log.Printf("accept: client fd=%d: %v", fd, err)
 		unix.Close(fd)
 		return -1, false
@@ -563,11 +243,10 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 	slot := slotOf(clients, free)
 	if slot < 0 {
 		// The article prints "connection refused" on the server's terminal
-		// and closes the descriptor, so the client sees its connection open
-		// and then end, with no reason given. This one is told why.
-		writeAll(fd, []byte("server full\n"))
+		// and shows nothing more, so as shown the client is never told and
+		// its descriptor is never closed. This one is told why, and closed.
 		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
-		unix.Close(fd)
+		refused.add(kq, fd)
 		return -1, false
 	}
 	clients[slot] = client{fd: fd, addr: addrString(sa), gen: clients[slot].gen}
@@ -577,6 +256,75 @@ func acceptClient(listener int, spare *int, clients []client) (int, bool) {
 		return -1, false
 	}
 	return slot, true
+}
+
+// refusals are the clients turned away because every slot was taken: from
+// the "server full" message until their descriptor is closed, at most
+// refusalGrace later. They hold no slot.
+type refusals map[int]time.Time // descriptor -> when to close it regardless
+
+// refusalGrace is how long a refused client has to close its end.
+const refusalGrace = 2 * time.Second
+
+// add tells a client there is no room, and half-closes its socket. Closing
+// it at once would be wrong if the client has already sent something: a
+// close(2) with unread input makes the kernel answer with a reset, not an
+// orderly end (RFC 1122, 4.2.2.13), and a reset can destroy "server full"
+// before the client reads it. So the server sends its end of file after
+// the message (shutdown(2), SHUT_WR), then reads and discards whatever the
+// client sends (drain) until it closes its end too, or refusalGrace is up.
+func (r refusals) add(kq, fd int) {
+	writeAll(fd, []byte("server full\n"))
+	err := unix.Shutdown(fd, unix.SHUT_WR)
+	if err == nil {
+		err = unix.SetNonblock(fd, true) // drain must never wait
+	}
+	if err == nil {
+		err = watch(kq, fd, refusedToken)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return
+	}
+	r[fd] = time.Now().Add(refusalGrace)
+}
+
+// drain reads and discards what a refused client sent, and closes it once
+// it has closed its end (read returns 0), reset, or run out of time.
+func (r refusals) drain(fd int, buf []byte) {
+	n, err := unix.Read(fd, buf)
+	if err == unix.EAGAIN || err == unix.EINTR || n > 0 && time.Now().Before(r[fd]) {
+		return
+	}
+	unix.Close(fd)
+	delete(r, fd)
+}
+
+// expire closes the refused clients whose time is up.
+func (r refusals) expire() {
+	now := time.Now()
+	for fd, until := range r {
+		if !now.Before(until) {
+			unix.Close(fd)
+			delete(r, fd)
+		}
+	}
+}
+
+// timeout is how long the loop may wait for events: until the first refused
+// client's time is up, or for ever (nil) when there is none.
+func (r refusals) timeout() *unix.Timespec {
+	if len(r) == 0 {
+		return nil
+	}
+	first := time.Time{}
+	for _, until := range r {
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	ts := unix.NsecToTimespec(max(time.Until(first), 0).Nanoseconds())
+	return &ts
 }
 
 // echo reads what the client in slot sent and writes it back.
@@ -615,20 +363,32 @@ func echo(slot int, ev kqueue.Kevent_t, buf []byte, clients []client) {
 //
 // The socket is blocking, so a client that sends but never reads will
 // eventually fill its buffers and stop the whole server here. That is this
-// stage's known limit; stage 07 removes it with a send queue.
+// stage's known limit; stage 07 removes it with a send queue. Meanwhile
+// SIGINT must still work, and its news waits on the self-pipe, which the
+// loop reads only once this write is done. So a write waits at most
+// sendTimeout (SO_SNDTIMEO, setsockopt(2)) and then fails with EAGAIN, or
+// returns the part it did write; writeAll checks for a signal and, if none
+// came, carries on where the write stopped. No byte is lost and no client
+// is dropped for being slow.
 func writeAll(fd int, p []byte) error {
 	for len(p) > 0 {
-		n, err := unix.Write(fd, p)
-		if err == unix.EINTR {
-			continue
+		if signalled.Load() {
+			return errStopping
 		}
-		if err != nil {
+		n, err := unix.Write(fd, p)
+		if n > 0 {
+			p = p[n:]
+		}
+		if err != nil && err != unix.EINTR && err != unix.EAGAIN {
 			return err
 		}
-		p = p[n:]
 	}
 	return nil
 }
+
+// sendTimeout bounds each wait in writeAll: short enough for a signal to be
+// acted on promptly, long enough not to wake a busy server needlessly.
+var sendTimeout = unix.NsecToTimeval((250 * time.Millisecond).Nanoseconds())
 
 // closeClient closes a client's descriptor, which also removes its kevent:
 // no EV_DELETE is needed (kevent(2): closing a descriptor removes every
@@ -643,7 +403,7 @@ func closeClient(slot int, clients []client, reason string) {
 // shutdown runs when the self-pipe says a signal came: it reads which one,
 // then closes the listeners and every client so each sees an orderly close,
 // and removes the socket file.
-func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []client) {
+func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []client, refused refusals) {
 	var b [1]byte
 	unix.Read(stop, b[:])
 	log.Printf("shutting down on %v", syscall.Signal(b[0]))
@@ -657,6 +417,9 @@ func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []clien
 		if c.fd != free {
 			closeClient(slot, clients, "server shutting down")
 		}
+	}
+	for fd := range refused {
+		unix.Close(fd)
 	}
 	kqueue.Close(kq)
 }

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package workbook_test
+
+// What commands_stages_test.go does on systems without Linux's per-thread
+// signals and prlimit(2).
+
+import "syscall"
+
+// tgkill signals the whole process: the kernel picks the thread.
+func tgkill(pid, _ int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
+
+// prlimitNofile cannot change another process's limit here.
+func prlimitNofile(int, uint64) error { return errNoPrlimit }

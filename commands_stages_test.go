@@ -1,0 +1,195 @@
+package workbook_test
+
+// Commands for the scripts of stages 01-06 that look at the server from the
+// outside: where it is blocked, how it copes with interrupted writes, and
+// what it does when it runs out of descriptors. Added to the harness's table;
+// they read like the others:
+//
+//	stuck                  wait until the server is stuck in a write to a
+//	                       client that does not read: one of its threads is
+//	                       asleep inside write(2). Read from /proc; on systems
+//	                       without it the command says so in the log and waits
+//	                       for nothing.
+//	interrupt on|off       from now on, keep sending SIGURG to every thread of
+//	                       the server, a few thousand times a second, until
+//	                       `interrupt off` or the end of the script. The Go
+//	                       runtime takes SIGURG for its own use and otherwise
+//	                       ignores it, so the server carries on; but a blocking
+//	                       write(2) that has already moved some bytes when the
+//	                       signal lands returns early, with a short count.
+//	                       (Without /proc, the signals go to the process and the
+//	                       kernel picks the thread.)
+//	nofile N               lower the running server's limit on open files,
+//	                       soft and hard, to N (prlimit(2)); the descriptors it
+//	                       already has stay open. Linux only: a script that
+//	                       uses it begins with [!linux] skip.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	commands["stuck"] = cmdStuck
+	commands["interrupt"] = cmdInterrupt
+	commands["nofile"] = cmdNofile
+}
+
+func cmdStuck(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "stuck", "")
+	if len(args) != 0 {
+		ts.Fatalf("usage: stuck")
+	}
+	srv := runningServer(ts, "stuck")
+	pid := srv.cmd.Process.Pid
+	if !isDir(fmt.Sprintf("/proc/%d/task", pid)) {
+		ts.Logf("stuck: this system has no /proc to look at the server's threads; not waiting")
+		return
+	}
+	end := time.Now().Add(deadline)
+	for {
+		if tid, ok := threadInWrite(pid); ok {
+			ts.Logf("thread %d of the server is asleep in write(2)", tid)
+			return
+		}
+		if srv.hasExited() {
+			ts.Fatalf("stuck: the server exited; its stderr:\n%s", srv.logTailLocked())
+		}
+		if time.Now().After(end) {
+			ts.Fatalf("stuck: no thread of the server was asleep in write(2) within %v", deadline)
+		}
+		time.Sleep(time.Millisecond) // polling /proc: there is no event to wait for
+	}
+}
+
+// threadInWrite finds a thread of process pid that is inside write(2)
+// (/proc/PID/task/TID/syscall starts with the call's number) and asleep there
+// (its wchan names the kernel function it waits in; "0" means running).
+func threadInWrite(pid int) (tid int, ok bool) {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, task := range tasks {
+		call, err := os.ReadFile(filepath.Join(task, "syscall"))
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(call))
+		if len(fields) == 0 || fields[0] != strconv.Itoa(unix.SYS_WRITE) {
+			continue
+		}
+		wchan, err := os.ReadFile(filepath.Join(task, "wchan"))
+		if err != nil || strings.TrimSpace(string(wchan)) == "0" {
+			continue
+		}
+		tid, _ := strconv.Atoi(filepath.Base(task))
+		return tid, true
+	}
+	return 0, false
+}
+
+// logTailLocked is logTail for a caller that does not hold the lock.
+func (srv *server) logTailLocked() string {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.logTail()
+}
+
+// interrupter is the background sender of `interrupt on`.
+type interrupter struct {
+	stop chan struct{}
+	done chan struct{}
+	sent int // signals sent, read after done is closed
+}
+
+// interrupters holds the interrupters that are on, by session.
+var interrupters sync.Map // *session -> *interrupter
+
+func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "interrupt", "")
+	if len(args) != 1 || args[0] != "on" && args[0] != "off" {
+		ts.Fatalf("usage: interrupt on|off")
+	}
+	s := sessionOf(ts)
+	if args[0] == "off" {
+		running, ok := interrupters.LoadAndDelete(s)
+		if !ok {
+			ts.Fatalf("interrupt off: not on")
+		}
+		in := running.(*interrupter)
+		close(in.stop)
+		<-in.done
+		ts.Logf("sent %d signals to the server's threads", in.sent)
+		return
+	}
+	srv := runningServer(ts, "interrupt")
+	in := &interrupter{stop: make(chan struct{}), done: make(chan struct{})}
+	if _, on := interrupters.LoadOrStore(s, in); on {
+		ts.Fatalf("interrupt on: already on")
+	}
+	go in.run(srv.cmd.Process.Pid)
+	ts.Defer(func() {
+		if _, ok := interrupters.LoadAndDelete(s); ok {
+			close(in.stop)
+			<-in.done
+		}
+	})
+}
+
+// run signals every thread of pid until told to stop or the process is gone.
+func (in *interrupter) run(pid int) {
+	defer close(in.done)
+	tasks := fmt.Sprintf("/proc/%d/task", pid)
+	for {
+		select {
+		case <-in.stop:
+			return
+		default:
+		}
+		entries, err := os.ReadDir(tasks)
+		switch {
+		case err == nil:
+			for _, e := range entries {
+				if tid, err := strconv.Atoi(e.Name()); err == nil && tgkill(pid, tid, syscall.SIGURG) == nil {
+					in.sent++
+				}
+			}
+		case !isDir("/proc/self"):
+			if syscall.Kill(pid, syscall.SIGURG) == nil {
+				in.sent++
+			}
+		default:
+			return // the server has exited
+		}
+		time.Sleep(200 * time.Microsecond) // the pace of the interruptions
+	}
+}
+
+func cmdNofile(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "nofile", "")
+	if len(args) != 1 {
+		ts.Fatalf("usage: nofile N")
+	}
+	n, err := strconv.ParseUint(args[0], 10, 64)
+	if err != nil || n < 1 {
+		ts.Fatalf("nofile: %s: want a number of files", args[0])
+	}
+	srv := runningServer(ts, "nofile")
+	switch err := prlimitNofile(srv.cmd.Process.Pid, n); {
+	case err == errNoPrlimit:
+		ts.Fatalf("nofile: this system has no prlimit(2) to lower a running server's limit; begin the script with [!linux] skip")
+	case err != nil:
+		ts.Fatalf("nofile: %v", err)
+	}
+}
+
+// errNoPrlimit says that this system cannot change another process's limits.
+var errNoPrlimit = errors.New("no prlimit(2)")
