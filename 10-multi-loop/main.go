@@ -1,23 +1,29 @@
-// Stage 09: the server of stage 08, turned into a small callback library.
+// Stage 10: the callback server of stage 09, run as one loop per core.
 //
-// The loop no longer knows what the protocol is. A Server owns the kqueue,
-// the listeners, the table of clients and the loop; a Handler, made by a
-// factory for each client that connects, is told what happens to its client
-// (OnConnect, OnReceive, OnSendError, OnDisconnect) and answers through a
-// Client (Send, Disconnect, RemoteAddr). This is the shape of the C++
-// article's ServerSocket and SocketClient classes.
+// -loops N starts N event loops, each a goroutine locked to an OS thread of
+// its own, and each a Server of stage 09 with its own kqueue, client table,
+// idle timer and send queues: nothing of a client is touched by two loops.
+// The first loop also watches the listeners; it accepts every client and
+// hands each to the loops in turn (round robin). To hand over, it posts a
+// function to the owner's queue and wakes the owner from kevent with an
+// EVFILT_USER event (NOTE_TRIGGER); a handler's worker goroutine reaches its
+// client the same way, through Client.Post.
 //
-//	go run ./09-callbacks                    # in one terminal
-//	nc localhost 8080                        # in another; type a line, get it back
-//	go run ./09-callbacks -handler goodbye   # or the article's demo protocol
+//	go run ./10-multi-loop                   # in one terminal
+//	nc localhost 8080                        # in others; the log names each one's loop
+//	go run ./10-multi-loop -handler later    # replies made on a worker goroutine
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"log"
 	"net"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,7 +38,8 @@ func main() {
 	unixPath := flag.String("unix", "workbook.sock", "UNIX-domain socket `path` to listen on as well; empty for none")
 	queueLimit := flag.Int("queue", 1<<20, "`bytes` queued for a client before the server stops reading from it")
 	idle := flag.Duration("idle", 5*time.Minute, "drop a client after this long with nothing sent or received; 0 never drops one")
-	handlerName := flag.String("handler", "echo", "the protocol `name`: echo (send back what arrives) or goodbye (the article's demo)")
+	handlerName := flag.String("handler", "echo", "the protocol `name`: echo (send back what arrives), goodbye (the article's demo) or later (echo, answered from a worker goroutine)")
+	loopCount := flag.Int("loops", runtime.NumCPU(), "how many event `loops` to run, each on a thread of its own (default: the CPUs this process may use)")
 	parseFlags()
 	log.SetFlags(log.Ltime)
 	if *maxClients < 1 {
@@ -49,7 +56,10 @@ func main() {
 	}
 	newHandler, ok := handlers[*handlerName]
 	if !ok {
-		log.Fatalf("bad -handler %q: want echo or goodbye", *handlerName)
+		log.Fatalf("bad -handler %q: want echo or goodbye, or later", *handlerName)
+	}
+	if *loopCount < 1 {
+		log.Fatalf("bad -loops %d: want at least one loop", *loopCount)
 	}
 
 	// Catch SIGINT and SIGTERM before announcing anything: a signal sent the
@@ -75,24 +85,37 @@ func main() {
 		listeners = append(listeners, unixListener)
 	}
 
-	kq, err := kqueue.Kqueue()
-	if err != nil {
-		log.Fatalf("kqueue: %v", err)
+	// A Server per loop, each with its own kqueue, wake-up and idle timer.
+	loops := make([]*Server, *loopCount)
+	for i := range loops {
+		kq, err := kqueue.Kqueue()
+		if err != nil {
+			log.Fatalf("kqueue: %v", err)
+		}
+		if err := userEvent(kq, kqueue.EV_ADD|kqueue.EV_CLEAR, 0); err != nil {
+			log.Fatalf("kevent: wake-up: %v", err)
+		}
+		if *idle > 0 {
+			if err := startSweep(kq, *idle); err != nil {
+				log.Fatalf("kevent: idle timer: %v", err)
+			}
+		}
+		loops[i] = &Server{newHandler: newHandler, queueLimit: *queueLimit, idle: *idle, kq: kq, id: i, loops: loops}
 	}
+	// The first loop is also the one that accepts.
+	srv := loops[0]
+	srv.stop, srv.listeners, srv.socket = stop, listeners, socket
 	for _, fd := range listeners {
-		if err := change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken); err != nil {
+		if err := change(srv.kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken); err != nil {
 			log.Fatalf("kevent: listener: %v", err)
 		}
 	}
-	if err := change(kq, stop, kqueue.EVFILT_READ, kqueue.EV_ADD, stopToken); err != nil {
+	if err := change(srv.kq, stop, kqueue.EVFILT_READ, kqueue.EV_ADD, stopToken); err != nil {
 		log.Fatalf("kevent: signal pipe: %v", err)
 	}
-	if *idle > 0 {
-		if err := startSweep(kq, *idle); err != nil {
-			log.Fatalf("kevent: idle timer: %v", err)
-		}
+	for _, l := range loops[1:] {
+		go l.serve(*maxClients)
 	}
-	srv := &Server{newHandler: newHandler, queueLimit: *queueLimit, idle: *idle, kq: kq, stop: stop, listeners: listeners, socket: socket}
 	srv.serve(*maxClients)
 }
 
@@ -101,6 +124,8 @@ func main() {
 // for everything that happens to a client. The loop's machinery (send,
 // flush, closeClient, ...) is stage 08's; what changed is who decides what
 // to send.
+// From this stage on there is one per loop, touched only by its loop but
+// for the work posted to it (see post); the first loop alone has listeners.
 type Server struct {
 	newHandler func(Client) Handler // the article's createClient
 	queueLimit int                  // bytes queued for a client before reading from it pauses
@@ -113,11 +138,27 @@ type Server struct {
 	clients   []client // the connection table: one slot per client
 	refused   refusals // clients turned away for want of a slot, until closed
 	buf       []byte   // what each read fills; lent to OnReceive
+	chunks    chunkPool
+
+	id    int       // which loop this is, for the logs
+	loops []*Server // every loop, the first first
+	next  int       // the first loop's round robin: where the next client goes
+
+	mu     sync.Mutex // guards the work other goroutines post, and closed
+	posted []func()
+	closed bool
 }
+
+// held counts the clients of all loops, for -max: the first loop adds
+// (acceptClient), the loop that closes one subtracts (closeClient).
+var held atomic.Int32
 
 // serve is the event loop: it waits for whatever the kernel reports and
 // handles each event, until a signal says stop.
+// Its goroutine keeps one OS thread, which runs nothing else, as a C loop
+// has its thread; Go would otherwise move it between threads at will.
 func (s *Server) serve(maxClients int) {
+	runtime.LockOSThread()
 	s.spare = openSpare()
 	s.clients = make([]client, maxClients)
 	for i := range s.clients {
@@ -146,22 +187,17 @@ func (s *Server) serve(maxClients int) {
 			fd := int(ev.Ident)
 			switch ev.Udata {
 			case stopToken:
-				shutdown(s.kq, s.stop, s.listeners, s.socket, s.clients, s.refused)
+				shutdown(s.stop, s.listeners, s.socket, s.loops)
 				return
 			case listenerToken:
-				slot, ok := acceptClient(s.kq, fd, &s.spare, s.clients, s.refused)
-				if !ok {
-					continue
+				if fd, addr, ok := acceptClient(s.kq, fd, &s.spare, len(s.clients), s.refused); ok {
+					s.handOff(fd, addr)
 				}
-				c := &s.clients[slot]
-				if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
-					closeClient(slot, s.clients, err.Error())
-					continue
+			case wakeToken:
+				s.runPosted()
+				if s.closed {
+					return
 				}
-				// The article's createClient, then the new client's first
-				// callback.
-				c.handler = s.newHandler(Client{srv: s, slot: slot, gen: c.gen})
-				c.handler.OnConnect()
 			case refusedToken:
 				s.refused.drain(fd, s.buf)
 			case sweepToken:
@@ -188,10 +224,43 @@ func (s *Server) serve(maxClients int) {
 	}
 }
 
+// handOff gives a client the first loop has accepted to the next loop in
+// turn, this one included: round robin, which looks at no other loop's
+// state (a count of clients says little about how busy a loop is). The
+// descriptor and address are posted to the owner, which does the rest; it
+// cannot have stopped, as only this loop stops loops (see shutdown).
+func (s *Server) handOff(fd int, addr string) {
+	owner := s.loops[s.next%len(s.loops)]
+	s.next++
+	if owner == s {
+		s.adopt(fd, addr)
+		return
+	}
+	owner.post(func() { owner.adopt(fd, addr) })
+}
+
+// adopt gives a client handed to this loop a slot (a table has -max, so one
+// is free), registers it with this loop's kqueue, makes its handler (the
+// article's createClient) and calls its first callback.
+func (s *Server) adopt(fd int, addr string) {
+	slot := slotOf(s.clients, free)
+	s.clients[slot] = client{fd: fd, addr: addr, gen: s.clients[slot].gen, last: time.Now(), queue: sendQueue{pool: &s.chunks}}
+	log.Printf("loop %d: accepted client fd=%d from %s", s.id, fd, addr)
+	c := &s.clients[slot]
+	if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
+		closeClient(slot, s.clients, err.Error())
+		return
+	}
+	c.handler = s.newHandler(Client{srv: s, slot: slot, gen: c.gen})
+	c.handler.OnConnect()
+}
+
 // Handler is what a protocol implements: the article's SocketClient
 // callbacks. The Server calls them one at a time from its loop, so a
 // handler needs no locks, and must not block: while it runs, no other
-// client is served. Send and Disconnect do not call back into a handler;
+// client of its loop is served. (The handlers of other loops' clients run
+// at the same time, on their threads: what handlers share needs a lock.)
+// Send and Disconnect do not call back into a handler;
 // what they lead to is reported by the loop later. (One exception: if the
 // kernel refuses a registration, out of memory, the client is closed at
 // once, and its OnDisconnect runs inside the call.)
@@ -220,6 +289,15 @@ type Client struct {
 	slot int
 	gen  uint32
 }
+
+// Post runs f on the client's loop, soon, and may be called from any
+// goroutine; what is posted to a loop runs in the order posted, and is
+// dropped once the loop has stopped. Send, Disconnect and RemoteAddr touch
+// state only the client's loop may touch: call them in a callback, or in a
+// function given to Post. (Go gives a goroutine no identity that Send
+// could test, as a C++ loop compares thread ids, to hand the call over by
+// itself; go test -race catches a call from the wrong goroutine.)
+func (c Client) Post(f func()) { c.srv.post(f) }
 
 // Send sends p to the client, the article's sendData. It never blocks and
 // never drops a byte (see send), and it returns nothing: a send that fails
@@ -275,6 +353,7 @@ func (s *Server) lookup(c Client) *client {
 var handlers = map[string]func(Client) Handler{
 	"echo":    func(c Client) Handler { return echo{c} },
 	"goodbye": func(c Client) Handler { return goodbye{c} },
+	"later":   newLater,
 }
 
 // echo is the protocol of every earlier stage: greet, then send back
@@ -302,6 +381,36 @@ func (h goodbye) OnReceive(data []byte) {
 func (h goodbye) OnSendError(err error) { log.Printf("Client %s: send failed: %v", h.host(), err) }
 func (h goodbye) OnDisconnect()         { log.Printf("Client %s disconnected.", h.host()) }
 
+// later is echo answered elsewhere, as by a handler that asks a database:
+// each client's bytes go to a worker goroutine of its own, which posts each
+// reply back to the client's loop, in order, to be sent.
+type later struct {
+	Client
+	work chan []byte
+}
+
+func newLater(c Client) Handler {
+	h := later{c, make(chan []byte, 16)}
+	go h.answer()
+	return h
+}
+
+func (h later) OnConnect() { h.Send([]byte("welcome!\n")) }
+
+// OnReceive hands the worker a copy (data is lent); it waits only while the
+// worker, which never waits for the loop, is 16 pieces behind.
+func (h later) OnReceive(data []byte) { h.work <- bytes.Clone(data) }
+func (h later) OnSendError(error)     {} // the server logs it
+func (h later) OnDisconnect()         { close(h.work) }
+
+// answer is the worker. A reply posted after the client has gone is dropped
+// by Send.
+func (h later) answer() {
+	for data := range h.work {
+		h.Post(func() { h.Send(data) })
+	}
+}
+
 // host is the client's address without the port, as the article prints it.
 func (h goodbye) host() string {
 	host, _, err := net.SplitHostPort(h.RemoteAddr())
@@ -321,6 +430,53 @@ func change(kq, fd int, filter int16, flags uint16, token uint64) error {
 	kqueue.EV_SET(&change, fd, filter, flags, 0, 0, token)
 	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
 	return err
+}
+
+// The wake-up. Like a timer's, a user event's ident is a number of the
+// program's choosing; each loop has one, in its own kqueue.
+const wakeIdent = 1
+
+// userEvent makes one change to the loop's EVFILT_USER event: EV_ADD with
+// EV_CLEAR registers it (without EV_CLEAR, once triggered it would stay
+// triggered and be reported on every call), and NOTE_TRIGGER in fflags,
+// from any thread, makes it fire (kevent(2)). A trigger carries the token
+// too: FreeBSD stores the udata of every change that is not a delete
+// (kqueue_register in kern_event.c), so one without would clear it.
+func userEvent(kq int, flags uint16, fflags uint32) error {
+	var change kqueue.Kevent_t
+	kqueue.EV_SET(&change, wakeIdent, kqueue.EVFILT_USER, flags, fflags, 0, wakeToken)
+	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
+	return err
+}
+
+// post queues f to run on this loop, from any goroutine, and wakes the loop
+// if the queue was empty (with work queued it is awake or woken already,
+// and runPosted takes it all). The lock is held over the trigger, so that
+// the kqueue cannot be closed and its number reused in between.
+func (s *Server) post(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.posted = append(s.posted, f)
+	if len(s.posted) == 1 {
+		if err := userEvent(s.kq, 0, kqueue.NOTE_TRIGGER); err != nil {
+			log.Printf("loop %d: kevent: wake-up: %v", s.id, err)
+		}
+	}
+}
+
+// runPosted runs what was posted, in order, when the wake-up fires. It lets
+// go of the lock first: a posted function may post again.
+func (s *Server) runPosted() {
+	s.mu.Lock()
+	posted := s.posted
+	s.posted = nil
+	s.mu.Unlock()
+	for _, f := range posted {
+		f()
+	}
 }
 
 // The idle timer. A timer's ident is a number of the program's choosing, in
@@ -370,7 +526,7 @@ type client struct {
 // the high 16. That makes room for maxSlots clients.
 const (
 	slotBits = 16
-	maxSlots = 1<<slotBits - 4
+	maxSlots = 1<<slotBits - 5
 )
 
 // The tokens of what is not a client. No client token can
@@ -380,6 +536,7 @@ const (
 	listenerToken = 1<<32 - 2 // every listening socket
 	refusedToken  = 1<<32 - 3 // every refused client (see refusals)
 	sweepToken    = 1<<32 - 4 // the idle timer
+	wakeToken     = 1<<32 - 5 // the loop's wake-up (see post)
 )
 
 // clientToken is the udata of the client in slot.
@@ -425,20 +582,21 @@ func slotOf(clients []client, fd int) int {
 }
 
 // acceptClient takes one connection off the listener's queue and gives it a
-// slot. It returns the slot, or false when there was none to take or no slot
+// place among the max clients of all loops. It returns the client's
+// descriptor and address, or false when there was none to take or no place
 // to give.
-func acceptClient(kq, listener int, spare *int, clients []client, refused refusals) (int, bool) {
+func acceptClient(kq, listener int, spare *int, max int, refused refusals) (int, string, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
 	case nil:
 	case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
-		return -1, false // the client gave up before we got to it
+		return -1, "", false // the client gave up before we got to it
 	case unix.EMFILE, unix.ENFILE:
 		refuseOutOfFiles(listener, spare) // out of descriptors: see there
-		return -1, false
+		return -1, "", false
 	default:
 		log.Printf("accept: %v", err)
-		return -1, false
+		return -1, "", false
 	}
 	// On macOS and the BSDs an accepted socket inherits O_NONBLOCK from the
 	// listener; on Linux it does not. From this stage on the loop never
@@ -446,20 +604,20 @@ func acceptClient(kq, listener int, spare *int, clients []client, refused refusa
 	if err := unix.SetNonblock(fd, true); err != nil {
 		log.Printf("accept: client fd=%d: %v", fd, err)
 		unix.Close(fd)
-		return -1, false
+		return -1, "", false
 	}
-	slot := slotOf(clients, free)
-	if slot < 0 {
+	// Only the first loop adds to held, so between this test and the Add
+	// it can only go down: the limit is exact.
+	if int(held.Load()) >= max {
 		// The article prints "connection refused" on the server's terminal
 		// and shows nothing more, so as shown the client is never told and
 		// its descriptor is never closed. This one is told why, and closed.
-		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
+		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), max)
 		refused.add(kq, fd)
-		return -1, false
+		return -1, "", false
 	}
-	clients[slot] = client{fd: fd, addr: addrString(sa), gen: clients[slot].gen, last: time.Now()}
-	log.Printf("accepted client fd=%d from %s", fd, clients[slot].addr)
-	return slot, true
+	held.Add(1)
+	return fd, addrString(sa), true
 }
 
 // refusals are the clients turned away because every slot was taken: from
@@ -682,9 +840,10 @@ const chunkSize = 64 << 10
 // growing slice is simpler, but every time it grows or empties it leaves a
 // copy behind for the garbage collector; the README has the measurement.)
 type sendQueue struct {
-	chunks [][]byte // each filled from the start; the last may be part full
-	off    int      // how much of the first chunk has been sent
-	n      int      // bytes queued
+	pool   *chunkPool // the loop's spare chunks
+	chunks [][]byte   // each filled from the start; the last may be part full
+	off    int        // how much of the first chunk has been sent
+	n      int        // bytes queued
 }
 
 func (q *sendQueue) Len() int { return q.n }
@@ -694,7 +853,7 @@ func (q *sendQueue) write(p []byte) {
 	for len(p) > 0 {
 		last := len(q.chunks) - 1
 		if last < 0 || len(q.chunks[last]) == chunkSize {
-			q.chunks = append(q.chunks, pool.get())
+			q.chunks = append(q.chunks, q.pool.get())
 			last++
 		}
 		chunk := q.chunks[last]
@@ -713,7 +872,7 @@ func (q *sendQueue) consume(n int) {
 	q.off += n
 	q.n -= n
 	for len(q.chunks) > 0 && q.off == len(q.chunks[0]) {
-		pool.put(q.chunks[0])
+		q.pool.put(q.chunks[0])
 		q.chunks = slices.Delete(q.chunks, 0, 1)
 		q.off = 0
 	}
@@ -722,16 +881,15 @@ func (q *sendQueue) consume(n int) {
 // release gives back the chunks of a client that is gone.
 func (q *sendQueue) release() {
 	for _, chunk := range q.chunks {
-		pool.put(chunk)
+		q.pool.put(chunk)
 	}
-	*q = sendQueue{}
+	*q = sendQueue{pool: q.pool}
 }
 
-// pool keeps spent chunks for the next queue that needs one, up to maxSpare
-// of them (two full queues at the default -queue); beyond that they are left
-// to the garbage collector. Only the loop touches it, so it needs no lock.
-var pool chunkPool
-
+// A chunkPool keeps spent chunks for the next queue that needs one, up to
+// maxSpare of them (two full queues at the default -queue); beyond that they
+// are left to the garbage collector. Each loop has its own, and only that
+// loop touches it, so it needs no lock.
 type chunkPool struct{ spare [][]byte }
 
 const maxSpare = 32
@@ -781,8 +939,11 @@ func closeClient(slot int, clients []client, reason string) {
 	if n := clients[slot].queue.Len(); n > 0 {
 		reason += fmt.Sprintf(" (%d bytes not sent)", n)
 	}
-	log.Printf("client fd=%d from %s closed: %s", fd, clients[slot].addr, reason)
 	unix.Close(fd)
+	// The place goes back before the log says so: a client that connects
+	// once it has read this line finds it free, as in stage 09.
+	held.Add(-1)
+	log.Printf("client fd=%d from %s closed: %s", fd, clients[slot].addr, reason)
 	clients[slot].queue.release()
 	// The handler is told last, with the slot marked free, so that Send and
 	// Disconnect do nothing, while the Client still knows its address. It
@@ -794,10 +955,11 @@ func closeClient(slot int, clients []client, reason string) {
 	clients[slot] = client{fd: free, gen: clients[slot].gen + 1}
 }
 
-// shutdown runs when the self-pipe says a signal came: it reads which one,
-// then closes the listeners and every client so each sees an orderly close,
-// and removes the socket file.
-func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []client, refused refusals) {
+// shutdown runs on the first loop when the self-pipe says a signal came: it
+// reads which one, closes the listeners and removes the socket file. Then
+// every loop closes its own clients, on its own thread, so each client sees
+// an orderly close; this one waits until all have.
+func shutdown(stop int, listeners []int, socket *socketFile, loops []*Server) {
 	var b [1]byte
 	unix.Read(stop, b[:])
 	log.Printf("shutting down on %v", syscall.Signal(b[0]))
@@ -807,13 +969,31 @@ func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []clien
 	if socket != nil {
 		socket.remove()
 	}
-	for slot, c := range clients {
+	var stopped sync.WaitGroup
+	for _, l := range loops[1:] {
+		stopped.Add(1)
+		l.post(func() {
+			l.close()
+			stopped.Done()
+		})
+	}
+	loops[0].close()
+	stopped.Wait()
+}
+
+// close closes the loop's clients, those it refused and its kqueue; the
+// loop stops after it, and takes no more posted work.
+func (s *Server) close() {
+	for slot, c := range s.clients {
 		if c.fd != free {
-			closeClient(slot, clients, "server shutting down")
+			closeClient(slot, s.clients, "server shutting down")
 		}
 	}
-	for fd := range refused {
+	for fd := range s.refused {
 		unix.Close(fd)
 	}
-	kqueue.Close(kq)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	kqueue.Close(s.kq)
 }
