@@ -139,7 +139,7 @@ func (q *queue) addFile(fd int, st *fdState, kn *knote, stat *unix.Stat_t, c *Ke
 			// SO_RCVLOWAT sets that mark.
 			if st.kind == kindSocket || st.kind == kindUnconnected {
 				if mark, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVLOWAT); err == nil && mark > 1 {
-					kn.lowat = int64(mark)
+					kn.sockLowat = int64(mark)
 				}
 			}
 		} else {
@@ -168,10 +168,14 @@ func (q *queue) addFile(fd int, st *fdState, kn *knote, stat *unix.Stat_t, c *Ke
 	return err
 }
 
-// setLowat takes NOTE_LOWAT and its mark from a change, for sockets, as
-// filt_soread() and filt_sowrite() do; it reports whether the mark changed.
+// setLowat takes the mark from a change, as filt_soread() and
+// filt_sowrite() in uipc_socket.c do for sockets: NOTE_LOWAT and data, or
+// else the socket's own. kqueue_register() stores every change's fflags
+// and data, so a change without NOTE_LOWAT drops an earlier mark. It
+// reports whether the mark changed.
 func (kn *knote) setLowat(c *Kevent_t) bool {
 	old := kn.lowat
+	kn.lowat = kn.sockLowat
 	if c.Fflags&NOTE_LOWAT != 0 && kn.file.isSocket() {
 		kn.lowat = max(c.Data, 0)
 	}

@@ -13,10 +13,10 @@ import (
 )
 
 // translate appends to events[n:] the kevents for what epoll reported and
-// returns the new count, and whether epoll reported a registration this
-// package has forgotten (see rebuild). The caller holds q.mu.
-func (q *queue) translate(ready []unix.EpollEvent, events []Kevent_t, n int) (int, bool) {
-	stale := false
+// returns the new count, and the last registration it reported that this
+// package has forgotten (see rebuild), or 0. The caller holds q.mu.
+func (q *queue) translate(ready []unix.EpollEvent, events []Kevent_t, n int) (int, uint64) {
+	var stale uint64
 	for i := range ready {
 		ev := &ready[i]
 		tag, gen := uint32(ev.Pad)&3, uint32(ev.Pad)>>2
@@ -24,7 +24,8 @@ func (q *queue) translate(ready []unix.EpollEvent, events []Kevent_t, n int) (in
 		case tagFile:
 			st := q.file(int(ev.Fd))
 			if st == nil || st.gen != gen {
-				stale = true // for a registration this package has forgotten
+				// For a registration this package has forgotten.
+				stale = uint64(uint32(ev.Fd))<<32 | uint64(uint32(ev.Pad))
 				continue
 			}
 			n = q.fileReady(st, 0, ev.Events, events, n)
@@ -299,9 +300,11 @@ func (st *fdState) writable() int64 {
 		return int64(max(size-queued, 0))
 	case kindEventfd:
 		// filt_eventfdwrite() in FreeBSD's sys_eventfd.c: the room
-		// left before the counter reaches its maximum.
+		// left before the counter reaches its maximum, a uint64 stored
+		// in the int64 data as it is (so it reads as negative until the
+		// counter passes 2^63).
 		if n, ok := eventfdCountFd(st.fd); ok {
-			return int64(min(eventfdMax-n, 1<<63-1))
+			return int64(eventfdMax - n)
 		}
 	}
 	return 0

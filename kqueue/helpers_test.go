@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kqueue-workbook/workbook/kqueue"
 	"golang.org/x/sys/unix"
@@ -276,4 +277,23 @@ func describeAll(evs []kqueue.Kevent_t) string {
 func isErrno(err error, want unix.Errno) bool {
 	var got unix.Errno
 	return errors.As(err, &got) && got == want
+}
+
+// changeFflags applies one change with fflags and returns the error kevent
+// reports for it.
+func changeFflags(kq, ident int, filter int16, flags uint16, fflags uint32, data int64, udata uint64) error {
+	var c kqueue.Kevent_t
+	kqueue.EV_SET(&c, ident, filter, flags, fflags, data, udata)
+	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{c}, nil, nil)
+	return err
+}
+
+// cpuTime is the CPU time the whole process has used so far.
+func cpuTime(t testing.TB) time.Duration {
+	t.Helper()
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -22,7 +22,11 @@
 //
 // The constants carry each system's real values: EVFILT_READ is -1 on most
 // BSDs but 0 on NetBSD, so compare filters with ==, never as bit masks.
-// NetBSD has no EV_RECEIPT; code that uses it does not build there.
+// NetBSD has no EV_RECEIPT or EV_DISPATCH, and OpenBSD and NetBSD have no
+// EVFILT_USER (x/sys defines none of them there); code that uses them does
+// not build there. The timer's unit flags exist on FreeBSD, macOS (without
+// NOTE_MSECONDS, and with NOTE_ABSOLUTE for FreeBSD's NOTE_ABSTIME) and
+// Linux.
 //
 // Udata is an integer token, not a pointer. The C articles store a pointer to
 // the client's state in udata; a Go program must not, because the garbage
@@ -33,23 +37,27 @@ package kqueue
 // Kevent_t is struct kevent, with the same six fields on every system.
 //
 // Ident is what the event is about: a file descriptor for EVFILT_READ and
-// EVFILT_WRITE, any number the caller picks for EVFILT_TIMER. Together with
+// EVFILT_WRITE, any number the caller picks for EVFILT_TIMER and
+// EVFILT_USER. Together with
 // Filter it names one registration (a "knote" in the kernel's words).
 //
-// Filter says which condition is watched: EVFILT_READ, EVFILT_WRITE or
-// EVFILT_TIMER. It is a small signed number, not a bit mask.
+// Filter says which condition is watched: EVFILT_READ, EVFILT_WRITE,
+// EVFILT_TIMER or EVFILT_USER. It is a small signed number, not a bit mask.
 //
 // Flags are actions on the way in (EV_ADD, EV_DELETE, ...) and state on the
 // way out (EV_EOF, EV_ERROR).
 //
-// Fflags are filter-specific flags; on an EV_EOF event for a socket they carry
-// the socket's pending error, if any.
+// Fflags are filter-specific flags: NOTE_LOWAT on the way in for a
+// low-water mark in Data, the timer's unit, EVFILT_USER's NOTE_TRIGGER and
+// its own flags; on an EV_EOF event for a socket they carry the socket's
+// pending error, if any.
 //
 // Data is filter-specific data: bytes waiting to be read for EVFILT_READ,
-// pending connections on a listening socket, free space in the send buffer
-// for EVFILT_WRITE, the timer period in milliseconds on the way in and the
-// number of expirations on the way out for EVFILT_TIMER. In an EV_ERROR entry
-// it is the errno of the change that failed.
+// pending connections on a listening socket, events waiting in a kqueue,
+// free space in the send buffer for EVFILT_WRITE, the timer period
+// (milliseconds unless a unit flag says otherwise) on the way in and the
+// number of expirations on the way out for EVFILT_TIMER. In an EV_ERROR
+// entry it is the errno of the change that failed.
 //
 // Udata is the caller's token, stored with the registration and returned
 // unchanged with every event it produces. The kernel's udata is as wide as a

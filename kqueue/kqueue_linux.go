@@ -3,13 +3,15 @@
 // A queue is an epoll instance; its descriptor is the kq the caller holds.
 // What epoll does not keep for us, this package keeps in a queue struct:
 // one knote per (ident, filter) with the caller's flags and udata, the
-// timers, and the events that fired but did not fit in the caller's list.
-// kqueue/README.md walks through every feature and where it differs from a
-// real kqueue.
+// timers and user events, and the events that fired but did not fit in the
+// caller's list. kqueue/README.md walks through every feature and where it
+// differs from a real kqueue.
 //
 // This file holds the API: the constants, Kqueue, Kevent and Close. The
 // changelist is applied in changes_linux.go, events are translated in
-// events_linux.go, and timers live in timer_linux.go.
+// events_linux.go, timers and user events live in ident_linux.go, how a
+// descriptor's file is recognised in identity_linux.go, and how leftover
+// registrations are dropped in rebuild_linux.go.
 
 package kqueue
 
@@ -87,6 +89,7 @@ func Kqueue() (kq int, err error) {
 		clear:   [2]int{-1, -1},
 		diag:    diag{fd: -1},
 		wake:    wake,
+		nudge:   -1,
 		idents:  make(map[identKey]*knote),
 		drivers: make(map[int32]*knote),
 	}
@@ -162,9 +165,7 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 	for {
 		room := min(len(events)-n, len(buf))
 		epoch := q.epoch.Load()
-		q.sleepers.Add(1)
 		got, err := w.wait(q.epfd, buf[:room])
-		q.sleepers.Add(-1)
 		if err != nil && n > 0 {
 			return n, nil // events from the pending list are the answer
 		}
@@ -178,7 +179,7 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 			// A knote already reported from the pending list is
 			// not reported again in the same call.
 			q.skip = delivered
-			var stale bool
+			var stale uint64
 			n, stale = q.translate(buf[:got], events, n)
 			q.skip = 0
 			// Another caller may have left events it had no room
@@ -186,7 +187,7 @@ func Kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 			if len(q.pending) > 0 && n < len(events) {
 				n = q.deliverPending(events, n)
 			}
-			q.afterWait(epoch, stale && !w.poll)
+			q.afterWait(epoch, stale)
 		}
 		q.mu.Unlock()
 		// Every epoll event may have been for a knote that is gone by

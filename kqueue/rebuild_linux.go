@@ -17,26 +17,29 @@ package kqueue
 
 import "golang.org/x/sys/unix"
 
-// afterWait runs after each epoll_wait, with q.mu held. stale says the
-// wait reported a registration the package has forgotten; epoch is the
-// instance the wait started on.
-func (q *queue) afterWait(epoch uint32, stale bool) {
-	if epoch != q.epoch.Load() && q.oldSleepers > 0 {
-		q.oldSleepers--
-	}
-	switch {
-	case stale && epoch == q.epoch.Load():
+// afterWait runs after each epoll_wait, with q.mu held. stale names a
+// registration the package has forgotten that the wait reported, or is 0;
+// epoch is the instance the wait started on. A registration the package
+// removed itself can still be reported once, by a wait that had collected
+// it just before; one reported by two waits in a row is a leftover.
+func (q *queue) afterWait(epoch uint32, stale uint64) {
+	seen := q.stale
+	q.stale = stale
+	if stale != 0 && stale == seen && epoch == q.epoch.Load() {
+		q.stale = 0
 		q.rebuild()
-	case q.wakeSet && len(q.pending) == 0 && q.oldSleepers == 0:
-		q.setWake(false)
 	}
 }
 
 // rebuild replaces epfd by a new epoll instance with the same
 // registrations, less those the package has forgotten. Descriptors whose
 // number names another file by now (kcmp says so) are forgotten too. A
-// caller still asleep in the old instance is woken through the wake
-// eventfd, which is registered in both, and waits again in the new one.
+// caller asleep in the old instance (another goroutine's Kevent) is woken
+// at once by the leftover itself, which is ready; should the leftover stop
+// being ready first, a nudge wakes it: an eventfd that is readable from
+// the start and registered in the old instance alone. Either way the caller
+// then waits again under the kq's number, in the new instance. The nudge
+// stays open until the next rebuild, by when every such caller has left.
 func (q *queue) rebuild() {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -76,14 +79,26 @@ func (q *queue) rebuild() {
 			q.forget(st)
 		}
 	}
+	nudge, err := unix.Eventfd(1, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err == nil {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(nudge), Pad: tagWake}
+		if err = unix.EpollCtl(q.epfd, unix.EPOLL_CTL_ADD, nudge, &ev); err != nil {
+			unix.Close(nudge)
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return
+	}
 	if err := unix.Dup3(fd, q.epfd, unix.O_CLOEXEC); err != nil {
 		unix.Close(fd)
+		unix.Close(nudge)
 		return
 	}
 	unix.Close(fd)
 	q.epoch.Add(1)
-	if n := q.sleepers.Load(); n > 0 {
-		q.oldSleepers = n
-		q.setWake(true)
+	if q.nudge >= 0 {
+		unix.Close(q.nudge)
 	}
+	q.nudge = nudge
 }

@@ -54,11 +54,11 @@ type queue struct {
 	// epoch counts rebuilds of epfd (see rebuild): an epoll_wait that
 	// started before one may report the old instance's leftovers.
 	epoch atomic.Uint32
-	// sleepers counts the callers in (or about to enter) epoll_wait;
-	// oldSleepers those of them that may still sleep in the instance a
-	// rebuild replaced, which the wake eventfd wakes.
-	sleepers    atomic.Int32
-	oldSleepers int32
+	stale uint64 // the forgotten registration the last wait reported
+	// nudge is an eventfd, readable for ever, that the last rebuild
+	// registered in the instance it replaced, to wake the callers still
+	// asleep there (see rebuild).
+	nudge int
 
 	waitBuf  [128]unix.EpollEvent // what epoll_wait on epfd fills
 	waiting  atomic.Bool          // waitBuf is in use
@@ -78,10 +78,10 @@ type knote struct {
 	bits    uint32 // the epoll events that made a queued knote fire
 	sent    uint64 // the batch of pending events that last reported it
 
-	// lowat is NOTE_LOWAT's mark (or SO_RCVLOWAT's, see addFile): the
-	// filter reports only once that many bytes wait (or that much
-	// room is free). 0 means no mark.
-	lowat int64
+	// lowat is NOTE_LOWAT's mark, or else sockLowat, SO_RCVLOWAT's at
+	// EV_ADD (see addFile): the filter reports only once that many
+	// bytes wait (or that much room is free). 0 means no mark.
+	lowat, sockLowat int64
 
 	file *fdState // EVFILT_READ and EVFILT_WRITE
 	dfd  int      // EVFILT_TIMER, EVFILT_USER: the timerfd or eventfd that drives it
@@ -262,7 +262,7 @@ func (q *queue) release() {
 		kn.live = false
 		unix.Close(kn.dfd)
 	}
-	for _, fd := range []*int{&q.clear[0], &q.clear[1], &q.diag.fd, &q.wake} {
+	for _, fd := range []*int{&q.clear[0], &q.clear[1], &q.diag.fd, &q.wake, &q.nudge} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1

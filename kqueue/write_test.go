@@ -93,14 +93,20 @@ func TestWriteEOFOnPeerClose(t *testing.T) {
 	expect(t, waitOne(t, kq), b, kqueue.EVFILT_WRITE, kqueue.EV_EOF, 2)
 }
 
-// A pipe whose read end is closed: EV_EOF on the write end.
+// A pipe whose read end is closed: EV_EOF on the write end, with data 0
+// (filt_pipewrite() in sys_pipe.c: "kn->kn_data = 0; kn->kn_flags |=
+// EV_EOF" when the reader is gone; XNU's filt_pipewrite() the same).
 func TestWritePipeEOF(t *testing.T) {
 	t.Parallel()
 	kq := newQueue(t)
 	r, w := pipe(t)
 	change(t, kq, w, kqueue.EVFILT_WRITE, kqueue.EV_ADD, 0, 0)
 	closeNow(t, r)
-	expect(t, waitOne(t, kq), w, kqueue.EVFILT_WRITE, kqueue.EV_EOF, 0)
+	ev := waitOne(t, kq)
+	expect(t, ev, w, kqueue.EVFILT_WRITE, kqueue.EV_EOF, 0)
+	if ev.Data != 0 {
+		t.Fatalf("data = %d with no reader, want 0", ev.Data)
+	}
 }
 
 // A listening socket is never writable, even with connections waiting.
