@@ -124,6 +124,7 @@ func main() {
 // for everything that happens to a client. The loop's machinery (send,
 // flush, closeClient, ...) is stage 08's; what changed is who decides what
 // to send.
+//
 // From this stage on there is one per loop, touched only by its loop but
 // for the work posted to it (see post); the first loop alone has listeners.
 type Server struct {
@@ -154,9 +155,10 @@ type Server struct {
 var held atomic.Int32
 
 // serve is the event loop: it waits for whatever the kernel reports and
-// handles each event, until a signal says stop.
-// Its goroutine keeps one OS thread, which runs nothing else, as a C loop
-// has its thread; Go would otherwise move it between threads at will.
+// handles each event, until a signal says stop (or, for the other loops,
+// the first loop does). Its goroutine keeps one OS thread, which runs
+// nothing else, as a C loop has its thread; Go would otherwise move it
+// between threads at will.
 func (s *Server) serve(maxClients int) {
 	runtime.LockOSThread()
 	s.spare = openSpare()
