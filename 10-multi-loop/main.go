@@ -39,7 +39,9 @@ func main() {
 	queueLimit := flag.Int("queue", 1<<20, "`bytes` queued for a client before the server stops reading from it")
 	idle := flag.Duration("idle", 5*time.Minute, "drop a client after this long with nothing sent or received; 0 never drops one")
 	handlerName := flag.String("handler", "echo", "the protocol `name`: echo (send back what arrives), goodbye (the article's demo) or later (echo, answered from a worker goroutine)")
-	loopCount := flag.Int("loops", runtime.NumCPU(), "how many event `loops` to run, each on a thread of its own (default: the CPUs this process may use)")
+	// GOMAXPROCS is how many threads run Go code at once: the CPUs this
+	// process may use, or fewer if its cgroup allows less.
+	loopCount := flag.Int("loops", runtime.GOMAXPROCS(0), "run `N` event loops, each on a thread of its own; the default is the number of CPUs this process may use")
 	parseFlags()
 	log.SetFlags(log.Ltime)
 	if *maxClients < 1 {
