@@ -19,6 +19,10 @@ package workbook_test
 //	                       signal lands returns early, with a short count.
 //	                       (Without /proc, the signals go to the process and the
 //	                       kernel picks the thread.)
+//	gone NAME              wait until the server has closed NAME's connection
+//	                       completely, not just its sending side: send a byte
+//	                       every few milliseconds until the kernel answers with
+//	                       a reset, which only a closed socket sends
 //	nofile N               lower the running server's limit on open files,
 //	                       soft and hard, to N (prlimit(2)); the descriptors it
 //	                       already has stay open. Linux only: a script that
@@ -43,6 +47,7 @@ func init() {
 	commands["stuck"] = cmdStuck
 	commands["interrupt"] = cmdInterrupt
 	commands["nofile"] = cmdNofile
+	commands["gone"] = cmdGone
 }
 
 func cmdStuck(ts *testscript.TestScript, neg bool, args []string) {
@@ -193,3 +198,23 @@ func cmdNofile(ts *testscript.TestScript, neg bool, args []string) {
 
 // errNoPrlimit says that this system cannot change another process's limits.
 var errNoPrlimit = errors.New("no prlimit(2)")
+
+func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "gone", "")
+	c := clientOf(ts, "gone", args, 1, "NAME")
+	end := time.Now().Add(deadline)
+	for sent := 0; ; sent++ {
+		c.conn.SetWriteDeadline(time.Now().Add(deadline))
+		_, err := c.conn.Write([]byte{'.'})
+		switch {
+		case errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET):
+			ts.Logf("%s: the server's socket is closed (%d probe bytes were taken before the reset)", c.name, sent)
+			return
+		case err != nil:
+			ts.Fatalf("gone: client %s: %v", c.name, err)
+		case time.Now().After(end):
+			ts.Fatalf("gone: the server still held client %s's connection open after %v", c.name, deadline)
+		}
+		time.Sleep(5 * time.Millisecond) // probing: a closed socket sends no event to wait for
+	}
+}

@@ -92,7 +92,8 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 	for {
 		// Nothing is copied in and nothing is scanned: the kernel already
 		// holds the registrations, and it fills events with only those that
-		// fired, at most len(events) of them per call.
+		// fired, at most len(events) of them per call. The wait ends early
+		// only when a refused client's time is up (see refusals).
 		n, err := kqueue.Kevent(kq, nil, events, refused.timeout())
 		if err != nil {
 			if err == unix.EINTR {
