@@ -1,6 +1,7 @@
 package kqueue
 
-// White-box tests of the Linux emulation's own bookkeeping.
+// White-box tests of the Linux emulation's own bookkeeping and of paths
+// this kernel does not take by itself.
 
 import (
 	"testing"
@@ -73,5 +74,41 @@ func TestCloseFreesEverything(t *testing.T) {
 	}
 	if q.files != nil || q.idents != nil || q.pending != nil {
 		t.Error("the queue's bookkeeping was not freed")
+	}
+}
+
+// A kernel without epoll_pwait2 (before Linux 5.11) waits through
+// epoll_wait in whole milliseconds, rounded up: a positive timeout still
+// sleeps and returns nothing, and an event that comes still ends the wait.
+// Not parallel: it sets the package's record of what the kernel lacks.
+func TestTimeoutWithoutPwait2(t *testing.T) {
+	had := noPwait2.Load()
+	noPwait2.Store(true)
+	defer noPwait2.Store(had)
+	kq, err := Kqueue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(kq)
+	events := make([]Kevent_t, 1)
+	// A signal to the waiting thread is no event: wait again.
+	wait := func(changes []Kevent_t, ts unix.Timespec) (int, error) {
+		for {
+			n, err := Kevent(kq, changes, events, &ts)
+			if err != unix.EINTR {
+				return n, err
+			}
+			changes = nil
+		}
+	}
+	for _, ts := range []unix.Timespec{{Nsec: 1000}, {Nsec: 2e6}} {
+		if n, err := wait(nil, ts); n != 0 || err != nil {
+			t.Fatalf("timeout %v: Kevent = %d, %v; want 0, nil", ts, n, err)
+		}
+	}
+	var c Kevent_t
+	EV_SET(&c, 1, EVFILT_TIMER, EV_ADD|EV_ONESHOT, 0, 1, 7)
+	if n, err := wait([]Kevent_t{c}, unix.NsecToTimespec(10e9)); n != 1 || err != nil || events[0].Udata != 7 {
+		t.Fatalf("Kevent = %d, %v (%+v); want the timer", n, err, events[0])
 	}
 }

@@ -170,35 +170,47 @@ func TestUnconnectedSocketSilent(t *testing.T) {
 
 // A socket registered before listen: once it listens, data counts the
 // connections waiting (filt_soread() looks at the socket's state on each
-// call, SOLISTENING, and reports sol_qlen).
+// call, SOLISTENING, and reports sol_qlen), for TCP and AF_UNIX alike.
 func TestListenAfterAdd(t *testing.T) {
 	t.Parallel()
-	kq := newQueue(t)
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeLater(t, fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	change(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 9)
-	noEvent(t, kq)
-	if err := unix.Listen(fd, 16); err != nil {
-		t.Fatal(err)
-	}
-	addr, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	noEvent(t, kq)
-	for range 3 {
-		dial(t, addr)
-	}
-	ev := waitOne(t, kq)
-	expect(t, ev, fd, kqueue.EVFILT_READ, 0, 9)
-	if ev.Data != 3 {
-		t.Fatalf("data = %d, want 3 pending connections", ev.Data)
+	for _, domain := range []int{unix.AF_INET, unix.AF_UNIX} {
+		kq := newQueue(t)
+		fd, err := unix.Socket(domain, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeLater(t, fd)
+		var addr unix.Sockaddr = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+		if domain == unix.AF_UNIX {
+			addr = &unix.SockaddrUnix{Name: filepath.Join(t.TempDir(), "sock")}
+		}
+		if err := unix.Bind(fd, addr); err != nil {
+			t.Fatal(err)
+		}
+		change(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 9)
+		noEvent(t, kq)
+		if err := unix.Listen(fd, 16); err != nil {
+			t.Fatal(err)
+		}
+		if addr, err = unix.Getsockname(fd); err != nil {
+			t.Fatal(err)
+		}
+		noEvent(t, kq)
+		for range 3 {
+			c, err := unix.Socket(domain, unix.SOCK_STREAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeLater(t, c)
+			if err := unix.Connect(c, addr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ev := waitOne(t, kq)
+		expect(t, ev, fd, kqueue.EVFILT_READ, 0, 9)
+		if ev.Data != 3 {
+			t.Fatalf("domain %d: data = %d, want 3 pending connections", domain, ev.Data)
+		}
 	}
 }
 
