@@ -175,7 +175,8 @@ func (s *Server) serve(maxClients int) {
 	for {
 		// Nothing is copied in and nothing is scanned: the kernel already
 		// holds the registrations, and it fills events with only those that
-		// fired, at most len(events) of them per call.
+		// fired, at most len(events) of them per call. The wait ends early
+		// only when a refused client's time is up (see refusals).
 		n, err := kqueue.Kevent(s.kq, nil, events, s.refused.timeout())
 		if err != nil {
 			if err == unix.EINTR {

@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -178,10 +177,12 @@ func sockaddr(a *net.TCPAddr) (family int, sa unix.Sockaddr) {
 
 // socketFile is the UNIX socket file this server created: its path, and the
 // device and inode it was created with, so that shutdown can tell whether
-// the file at that path is still this server's own before removing it.
+// the file at that path is still this server's own before removing it; and
+// the lock that makes the path this server's while it runs.
 type socketFile struct {
 	path     string
 	dev, ino uint64
+	lock     *pathLock
 }
 
 // listenUnix opens a listening UNIX-domain socket at path.
@@ -193,6 +194,16 @@ func listenUnix(path string) (int, *socketFile, error) {
 	if limit := len(unix.RawSockaddrUnix{}.Path) - 1; len(path) > limit {
 		return -1, nil, fmt.Errorf("listen unix %s: path is %d bytes; this system allows at most %d", path, len(path), limit)
 	}
+	lock, err := lockPath(path)
+	if err != nil {
+		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.release()
+		}
+	}()
 	if err := clearStaleSocket(path); err != nil {
 		return -1, nil, fmt.Errorf("listen unix %s: %v", path, err)
 	}
@@ -227,14 +238,92 @@ func listenUnix(path string) (int, *socketFile, error) {
 	if err != nil {
 		abs = path
 	}
-	return fd, &socketFile{path: abs, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
+	started = true
+	return fd, &socketFile{path: abs, dev: uint64(st.Dev), ino: uint64(st.Ino), lock: lock}, nil
+}
+
+// A pathLock is the lock file beside a socket file (PATH.lock), held with
+// flock(2) for as long as the server runs: the server that holds it owns the
+// socket path. Asking the socket itself cannot tell a dead server from a
+// busy one everywhere: on macOS and the BSDs a live server whose accept
+// queue is full refuses connections (ECONNREFUSED) exactly as a socket file
+// with nobody behind it does. A lock cannot be mistaken that way, and the
+// kernel lets go of it when its holder dies, however it dies.
+type pathLock struct {
+	path     string
+	fd       int
+	dev, ino uint64
+}
+
+// lockMark is the whole content of a lock file, so that a file at PATH.lock
+// that somebody else put there is recognised, and neither used nor removed.
+const lockMark = "lock file of a kqueue workbook server: it owns the socket beside it\n"
+
+// lockPath takes the lock of the socket path sock, or says who has it.
+func lockPath(sock string) (*pathLock, error) {
+	path := sock + ".lock"
+	for range 3 {
+		// O_NOFOLLOW: a link at the lock's path is not a lock file.
+		// O_NONBLOCK: nor is a FIFO, and opening one must not wait.
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+		if err == unix.ELOOP || err == unix.EISDIR {
+			return nil, fmt.Errorf("%s exists and is not a lock file; not touching it", path)
+		} else if err != nil {
+			return nil, err
+		}
+		l := &pathLock{path: path, fd: fd}
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
+			unix.Close(fd)
+			return nil, fmt.Errorf("another server is listening on %s", sock)
+		} else if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("lock %s: %v", path, err)
+		}
+		// The previous holder removes its lock file on the way out. If it
+		// did so between our open and our flock, we hold a lock on a file
+		// nobody else can find, which protects nothing: start again.
+		var byName, byFd unix.Stat_t
+		if unix.Lstat(path, &byName) != nil || unix.Fstat(fd, &byFd) != nil ||
+			byName.Dev != byFd.Dev || byName.Ino != byFd.Ino {
+			unix.Close(fd)
+			continue
+		}
+		l.dev, l.ino = uint64(byFd.Dev), uint64(byFd.Ino)
+		mark := make([]byte, len(lockMark)+1)
+		n, _ := unix.Pread(fd, mark, 0)
+		if byFd.Mode&unix.S_IFMT != unix.S_IFREG || n > 0 && string(mark[:n]) != lockMark {
+			unix.Close(fd)
+			return nil, fmt.Errorf("%s exists and is not a lock file; not touching it", path)
+		}
+		if n == 0 {
+			if _, err := unix.Pwrite(fd, []byte(lockMark), 0); err != nil {
+				l.release()
+				return nil, fmt.Errorf("lock %s: %v", path, err)
+			}
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("lock %s: it keeps being replaced; try again", path)
+}
+
+// release removes the lock file, if the file at its path is still the one
+// this server locked, and then lets go of the lock. In that order: a server
+// that opens the old file meanwhile finds it gone once it holds the lock.
+func (l *pathLock) release() {
+	var st unix.Stat_t
+	if unix.Lstat(l.path, &st) == nil && uint64(st.Dev) == l.dev && uint64(st.Ino) == l.ino {
+		unix.Unlink(l.path)
+	}
+	unix.Close(l.fd)
 }
 
 // clearStaleSocket makes room at path for a new socket. A server that died
 // without cleaning up leaves its socket file behind, and bind(2) fails while
-// it exists. Such a file is removed, but only if it is a socket and nobody
-// answers on it; a live server's socket and anything that is not a socket
-// (a file, a directory, a link) are left exactly as they are.
+// it exists. The caller holds the path's lock, so no server of this kind is
+// behind the file; it is removed if it is a socket and nobody answers on it
+// either (a program that takes no lock may be listening there). A live
+// server's socket and anything that is not a socket (a file, a directory, a
+// link) are left exactly as they are.
 func clearStaleSocket(path string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err == unix.ENOENT {
@@ -267,7 +356,9 @@ func clearStaleSocket(path string) error {
 
 // remove removes the socket file if the file at its path is still the one
 // this server created; if somebody replaced it meanwhile, it is theirs.
+// Then it gives up the path's lock.
 func (s *socketFile) remove() {
+	defer s.lock.release()
 	var st unix.Stat_t
 	if err := unix.Lstat(s.path, &st); err != nil || uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
 		log.Printf("leaving %s alone: it is no longer this server's socket", s.path)
@@ -326,21 +417,11 @@ func notifyOnSignal() int {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		for sig := range signals {
-			signalled.Store(true)
 			unix.Write(p[1], []byte{byte(sig.(syscall.Signal))})
 		}
 	}()
 	return p[0]
 }
-
-// signalled is set, with the pipe's byte, when a signal arrives: the same
-// news for code that is not waiting on the loop's queue but inside one
-// client's write (see writeAll).
-var signalled atomic.Bool
-
-// errStopping is what writeAll returns instead of waiting longer once a
-// signal has come.
-var errStopping = errors.New("server shutting down")
 
 // openSpare holds one descriptor in reserve, for refuseOutOfFiles.
 func openSpare() int {
