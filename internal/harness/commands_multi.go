@@ -1,4 +1,4 @@
-package workbook_test
+package harness
 
 // What the harness adds for stage 10 (several event loops, -loops):
 //
@@ -15,7 +15,7 @@ package workbook_test
 // -loops N in front of the script's own flags (a script's own -loops comes
 // later on the line, and wins):
 //
-//	WORKBOOK_LOOPS=1 go test -run TestStages/10-multi-loop -count=1 .
+//	WORKBOOK_LOOPS=1 go test -count=1 ./10-multi-loop
 //
 // `exec server` is left as it is: its scripts are about flags and failed
 // starts, which happen before any loop runs.
