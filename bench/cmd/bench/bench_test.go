@@ -258,23 +258,24 @@ func TestPerfIntervalsAndBursts(t *testing.T) {
 
      0.200,0,,syscalls:sys_enter_write,2323829,100.00,,
      0.200,3,,syscalls:sys_enter_futex,2323829,100.00,,
-     0.400,12,,syscalls:sys_enter_write,2323829,100.00,,
+     0.400,120,,syscalls:sys_enter_write,2323829,100.00,,
      0.400,<not counted>,,syscalls:sys_enter_futex,0,0.00,,
-     0.600,5,,syscalls:sys_enter_write,2323829,100.00,,
+     0.600,50,,syscalls:sys_enter_write,2323829,100.00,,
      0.600,7,,syscalls:sys_enter_epoll_pwait,2323829,100.00,,
      0.800,0,,syscalls:sys_enter_write,2323829,100.00,,
-     1.000,4,,syscalls:sys_enter_write,2323829,100.00,,
+     1.000,40,,syscalls:sys_enter_write,2323829,100.00,,
+     1.200,2,,syscalls:sys_enter_write,2323829,100.00,,
 `
 	iv, err := parsePerfIntervals(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(iv) != 5 || iv[0]["futex"] != 3 || iv[1]["write"] != 12 {
+	if len(iv) != 6 || iv[0]["futex"] != 3 || iv[1]["write"] != 120 {
 		t.Fatalf("intervals: got %v", iv)
 	}
 	bs := bursts(iv)
-	if len(bs) != 2 || bs[0]["write"] != 17 || bs[0]["epoll_pwait"] != 7 || bs[1]["write"] != 4 {
-		t.Errorf("bursts: got %v; want write 17 + epoll_pwait 7, then write 4", bs)
+	if len(bs) != 2 || bs[0]["write"] != 170 || bs[0]["epoll_pwait"] != 7 || bs[1]["write"] != 40 {
+		t.Errorf("bursts: got %v; want write 170 + epoll_pwait 7, then write 40 (the 2 after it is quiet)", bs)
 	}
 	if _, err := parsePerfIntervals("# started on ...\n"); err == nil {
 		t.Error("no counts: want an error")

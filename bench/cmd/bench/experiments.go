@@ -532,7 +532,7 @@ func (r *runner) syscalls(targets []*target) {
 	}()
 	for _, t := range live {
 		res := results[t.Name]
-		res.Method = counter.method()
+		res.Method = counter.method(r.plan.SyscallEvents)
 		p, err := r.start(t, "syscalls", false)
 		if err != nil {
 			res.Note = err.Error()
@@ -602,7 +602,7 @@ func (r *runner) syscalls(targets []*target) {
 				results[x.t.Name].Note = fmt.Sprintf("echo %d: %v", rep+1, err)
 			}
 			runs = append(runs, run{x.t, done})
-			time.Sleep(3 * perfInterval) // a quiet gap between bursts
+			time.Sleep(4 * perfInterval) // a quiet gap between bursts
 		}
 	}
 	r.prog.say("system calls: detaching perf")

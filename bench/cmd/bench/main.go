@@ -67,7 +67,7 @@ var plans = map[string]plan{
 		OneCore: []cell{{50, 64}, {300, 64}, {1000, 64}}, Default: []cell{{50, 64}, {300, 64}},
 		LoadTime: 1500 * time.Millisecond, Rounds: 5, Warmup: 300 * time.Millisecond,
 		OpenClients: 300, OpenRates: []float64{0.25, 0.5, 0.75, 1}, OpenTime: time.Second,
-		SyscallConns: 10, SyscallMsgs: 1000, SyscallReps: 5, SyscallEvents: "syscalls:sys_enter_*",
+		SyscallConns: 10, SyscallMsgs: 500, SyscallReps: 5, SyscallEvents: "syscalls:sys_enter_*",
 		Timeout: 25 * time.Minute,
 	},
 	"quick": {
@@ -210,6 +210,14 @@ func run(mode, stages, peers, only, out, workbook string) error {
 	if err != nil {
 		return err
 	}
+	// The same tables as a file beside the data, for the README to quote.
+	var report strings.Builder
+	printTable(&report, res)
+	name := filepath.Join(out, "report.txt")
+	if err := os.WriteFile(name, []byte(strings.TrimPrefix(report.String(), "\n")), 0o644); err != nil {
+		return err
+	}
+	files = append(files, name)
 	charts, err := writeCharts(out, res)
 	if err != nil {
 		return err

@@ -29,9 +29,12 @@ type syscallCounter struct {
 	seq    int
 }
 
-func (c *syscallCounter) method() string {
+func (c *syscallCounter) method(events string) string {
 	if c.perf != "" {
-		return "perf stat -e 'syscalls:sys_enter_*' -p PID"
+		if events != "syscalls:sys_enter_*" {
+			events = fmt.Sprintf("%d tracepoints", len(strings.Split(events, ",")))
+		}
+		return "perf stat -e '" + events + "'"
 	}
 	return "strace -c -f -p PID (distorts the counts: see README)"
 }
@@ -167,12 +170,15 @@ func (s *perfSession) stop() ([]map[string]int64, error) {
 }
 
 // bursts splits the intervals into runs of activity separated by quiet
-// ones (no write-like call at all), and adds up each run.
+// ones, and adds up each run. Quiet is fewer than burstMin write-like calls:
+// an idle Go server still writes now and then (the runtime wakes its
+// network poller through an eventfd), an echo run writes thousands.
 func bursts(intervals []map[string]int64) []map[string]int64 {
+	const burstMin = 20
 	var out []map[string]int64
 	var cur map[string]int64
 	for _, iv := range intervals {
-		active := iv["write"]+iv["writev"]+iv["sendto"]+iv["sendmsg"] > 0
+		active := iv["write"]+iv["writev"]+iv["sendto"]+iv["sendmsg"] >= burstMin
 		if !active {
 			if cur != nil {
 				out = append(out, cur)

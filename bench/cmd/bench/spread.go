@@ -39,14 +39,6 @@ func (s spread) format(verb string) string {
 	return fmt.Sprintf(verb+" ["+verb+"–"+verb+"]", s.Median, s.Min, s.Max)
 }
 
-// rel is the spread's width as a fraction of its median: (max-min)/median.
-func (s spread) rel() float64 {
-	if s.Median == 0 {
-		return 0
-	}
-	return (s.Max - s.Min) / s.Median
-}
-
 // bimodal looks at the medians of a step's windows for two groups with a
 // clear gap between them: a gap wider than 8% of the lower group and three
 // times as wide as either group. It returns a description, or "".
