@@ -15,8 +15,9 @@ import (
 )
 
 // writeCharts draws idle.png (round-trip time against idle clients, one line
-// per server) and throughput.png (requests/s bars, one panel per message
-// size and core setting).
+// per server), throughput.png and cpu.png (requests/s and server CPU per
+// echo, bars with the rounds' range, a panel per core setting) and
+// openloop.png (latency percentiles against the offered rate).
 func writeCharts(dir string, r *Results) ([]string, error) {
 	// Skipped servers keep their place, so a server has the same colour
 	// in every run of the same command.
@@ -31,8 +32,8 @@ func writeCharts(dir string, r *Results) ([]string, error) {
 	var files []string
 	if len(r.Idle) > 0 {
 		name := filepath.Join(dir, "idle.png")
-		p50, p99 := idlePlot(r, servers, "p50", func(x IdleResult) float64 { return x.P50us }),
-			idlePlot(r, servers, "p99", func(x IdleResult) float64 { return x.P99us })
+		p50, p99 := idlePlot(r, servers, "p50", func(x IdleResult) float64 { return x.P50.Median }),
+			idlePlot(r, servers, "p99", func(x IdleResult) float64 { return x.P99.Median })
 		if err := savePNG(name, [][]*plot.Plot{{p50, p99}}, 10*vg.Inch, 4*vg.Inch); err != nil {
 			return nil, err
 		}
@@ -40,26 +41,31 @@ func writeCharts(dir string, r *Results) ([]string, error) {
 	}
 	if len(r.Throughput) > 0 {
 		name := filepath.Join(dir, "throughput.png")
-		// One scale for all panels, with headroom for the legend,
-		// which only the first panel carries.
-		top := 0.0
-		for _, x := range r.Throughput {
-			top = max(top, x.RPS/1000)
+		rps := func(x ThroughputResult) spread { return scaled(x.RPS, 1e-3) }
+		cpu := func(x ThroughputResult) spread { return x.CPUPerEcho }
+		row := []*plot.Plot{
+			cellPlot(r, servers, "one core", "Throughput, server on one core", "thousand requests/s", rps),
+			cellPlot(r, servers, "default", "Throughput, default settings", "thousand requests/s", rps)}
+		if err := savePNG(name, [][]*plot.Plot{row}, 12*vg.Inch, 4*vg.Inch); err != nil {
+			return nil, err
 		}
-		var rows [][]*plot.Plot
-		for i, size := range r.Plan.Sizes {
-			var row []*plot.Plot
-			for j, cores := range []string{"default", "one core"} {
-				p := throughputPlot(r, servers, size, cores)
-				p.Y.Max = top * 1.5
-				if i+j > 0 {
-					p.Legend = plot.NewLegend()
-				}
-				row = append(row, p)
-			}
-			rows = append(rows, row)
+		files = append(files, name)
+		name = filepath.Join(dir, "cpu.png")
+		row = []*plot.Plot{
+			cellPlot(r, servers, "one core", "Server CPU per echo, one core (lower is better)", "µs of CPU per echo", cpu),
+			cellPlot(r, servers, "default", "Server CPU per echo, default settings", "µs of CPU per echo", cpu)}
+		if err := savePNG(name, [][]*plot.Plot{row}, 12*vg.Inch, 4*vg.Inch); err != nil {
+			return nil, err
 		}
-		if err := savePNG(name, rows, 11*vg.Inch, vg.Length(len(rows))*3.6*vg.Inch); err != nil {
+		files = append(files, name)
+	}
+	if len(r.Open) > 0 {
+		name := filepath.Join(dir, "openloop.png")
+		row := []*plot.Plot{
+			openPlot(r, servers, "p50", func(x OpenResult) spread { return x.P50 }),
+			openPlot(r, servers, "p99", func(x OpenResult) spread { return x.P99 }),
+			openPlot(r, servers, "p99.9", func(x OpenResult) spread { return x.P999 })}
+		if err := savePNG(name, [][]*plot.Plot{row}, 14*vg.Inch, 4.5*vg.Inch); err != nil {
 			return nil, err
 		}
 		files = append(files, name)
@@ -121,41 +127,49 @@ func idlePlot(r *Results, servers []*target, which string, value func(IdleResult
 	return p
 }
 
-func throughputPlot(r *Results, servers []*target, size int, cores string) *plot.Plot {
+func scaled(s spread, k float64) spread {
+	return spread{Median: s.Median * k, Min: s.Min * k, Max: s.Max * k, N: s.N}
+}
+
+// cellPlot draws one bar per server in each throughput cell of a core
+// setting, its height the median over the rounds (the tables give the
+// spread).
+func cellPlot(r *Results, servers []*target, cores, title, unit string, value func(ThroughputResult) spread) *plot.Plot {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Throughput: %d B messages, %s", size, cores)
-	p.Y.Label.Text = "thousand requests/s"
+	p.Title.Text = title
+	p.Y.Label.Text = unit
 	p.Y.Min = 0
+	cells := r.Plan.OneCore
+	if cores == "default" {
+		cells = r.Plan.Default
+	}
 	var groups []string
-	for _, c := range r.Plan.Clients {
-		groups = append(groups, fmt.Sprintf("%d clients", c))
+	for _, c := range cells {
+		groups = append(groups, fmt.Sprintf("%d × %d B", c.Clients, c.Size))
 	}
 	p.NominalX(groups...)
 	p.Legend.Top = true
-	// Bars of one group share 80% of the space a group gets.
 	var shown []*target
 	for _, t := range servers {
 		if t != nil {
 			shown = append(shown, t)
 		}
 	}
-	width := vg.Points(360) / vg.Length(len(groups)) * 0.8 / vg.Length(max(len(shown), 1))
-	k := 0 // position of the bar within its group
+	width := vg.Points(300) / vg.Length(max(len(groups), 1)) * 0.8 / vg.Length(max(len(shown), 1))
+	top, k := 0.0, 0
 	for i, t := range servers {
 		if t == nil {
 			continue
 		}
-		vals := make(plotter.Values, len(r.Plan.Clients))
-		any := false
-		for j, c := range r.Plan.Clients {
+		vals := make(plotter.Values, len(cells))
+		for j, c := range cells {
 			for _, x := range r.Throughput {
-				if x.Server == t.Name && x.Cores == cores && x.MsgBytes == size && x.Clients == c {
-					vals[j], any = x.RPS/1000, true
+				if x.Server == t.Name && x.Cores == cores && x.Clients == c.Clients && x.MsgBytes == c.Size && x.Rounds > 0 {
+					v := value(x)
+					vals[j] = v.Median
+					top = max(top, v.Max)
 				}
 			}
-		}
-		if !any {
-			continue
 		}
 		bars, err := plotter.NewBarChart(vals, width)
 		if err != nil {
@@ -164,9 +178,46 @@ func throughputPlot(r *Results, servers []*target, size int, cores string) *plot
 		c, _ := style(i, t)
 		bars.Color, bars.LineStyle.Width = c, 0
 		bars.Offset = width * vg.Length(float64(k)-float64(len(shown)-1)/2)
-		k++
 		p.Add(bars)
+		k++
 		p.Legend.Add(t.Name, bars)
+	}
+	p.Y.Max = top * 1.45 // room for the legend
+	return p
+}
+
+// openPlot draws one open-loop percentile against the offered rate, one line
+// per server, on a logarithmic scale (tails span orders of magnitude).
+func openPlot(r *Results, servers []*target, which string, value func(OpenResult) spread) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Open loop: %s latency from due time", which)
+	p.X.Label.Text = fmt.Sprintf("offered thousand requests/s (%d clients)", r.Plan.OpenClients)
+	p.Y.Label.Text = "µs (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top, p.Legend.Left = true, true
+	for i, t := range servers {
+		if t == nil {
+			continue
+		}
+		var pts plotter.XYs
+		for _, x := range r.Open {
+			if x.Server == t.Name && x.Rounds > 0 && value(x).Median > 0 {
+				pts = append(pts, plotter.XY{X: x.Rate / 1000, Y: value(x).Median})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			continue
+		}
+		c, dashes := style(i, t)
+		line.Color, line.Dashes, line.Width = c, dashes, vg.Points(1.5)
+		points.Color, points.Shape = c, draw.CircleGlyph{}
+		p.Add(line, points)
+		p.Legend.Add(t.Name, line, points)
 	}
 	return p
 }

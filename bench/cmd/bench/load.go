@@ -143,38 +143,6 @@ func closeAll(conns []net.Conn) {
 	}
 }
 
-// newHistogram records round-trip times in nanoseconds, from 1 ns to 100 s,
-// to two significant figures (each value within 1%): plenty for percentiles,
-// and small enough to keep one per client without a lock between them.
-func newHistogram() *hdrhistogram.Histogram {
-	return hdrhistogram.New(1, int64(100*time.Second), 2)
-}
-
-// message is the payload of one client: distinct per client, so an echo that
-// reached the wrong client would not compare equal.
-func message(size, client int) []byte {
-	m := make([]byte, size)
-	for i := range m {
-		m[i] = byte('a' + (i+client)%26)
-	}
-	return m
-}
-
-// roundTrip sends msg and reads the same number of bytes back into buf, and
-// checks they are the bytes sent.
-func roundTrip(c net.Conn, msg, buf []byte) error {
-	if _, err := c.Write(msg); err != nil {
-		return err
-	}
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if !bytes.Equal(msg, buf) {
-		return errors.New("the echo differs from the message sent")
-	}
-	return nil
-}
-
 // window is the measuring interval of a timed run: round trips that start
 // before from (warm-up) or end after to are not counted.
 type window struct{ from, to time.Time }
@@ -184,72 +152,32 @@ func newWindow(warmup, length time.Duration) window {
 	return window{from, from.Add(length)}
 }
 
-// loadResult is what one closed-loop run measured.
-type loadResult struct {
-	hist     *hdrhistogram.Histogram
-	done     int64   // round trips counted
-	errors   int64   // clients that failed
-	firstErr error   // the first of those failures
-	seconds  float64 // measured time
-}
-
-// closedLoop runs every client as a closed loop: send one message, wait for
-// the whole echo, send the next. With a window it runs until the window
-// closes; with perClient > 0 it stops after that many round trips each
-// (and counts them all).
-func closedLoop(conns []net.Conn, size int, w window, perClient int) loadResult {
-	var (
-		mu  sync.Mutex
-		res = loadResult{hist: newHistogram(), seconds: w.to.Sub(w.from).Seconds()}
-		wg  sync.WaitGroup
-	)
-	for i, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h := newHistogram()
-			msg, buf := message(size, i), make([]byte, size)
-			var done int64
-			var err error
-			if perClient > 0 {
-				c.SetDeadline(time.Now().Add(time.Minute))
-				for range perClient {
-					if err = roundTrip(c, msg, buf); err != nil {
-						break
-					}
-					done++
-				}
-			} else {
-				c.SetDeadline(w.to.Add(ioTimeout))
-				for {
-					t0 := time.Now()
-					if t0.After(w.to) {
-						break
-					}
-					if err = roundTrip(c, msg, buf); err != nil {
-						break
-					}
-					if t1 := time.Now(); t0.After(w.from) && !t1.After(w.to) {
-						h.RecordValue(t1.Sub(t0).Nanoseconds())
-						done++
-					}
-				}
-			}
-			c.SetDeadline(time.Time{})
-			mu.Lock()
-			defer mu.Unlock()
-			res.hist.Merge(h)
-			res.done += done
-			if err != nil {
-				res.errors++
-				if res.firstErr == nil {
-					res.firstErr = err
-				}
-			}
-		}()
+// pingPong is the idle-load experiment's active client: one connection,
+// one 64-byte message at a time, each round trip timed. It runs until the
+// window closes, counting only the round trips inside it.
+func pingPong(c net.Conn, w window) (*hdrhistogram.Histogram, error) {
+	h := newHistogram()
+	msg, buf := message(64, 0), make([]byte, 64)
+	c.SetDeadline(w.to.Add(ioTimeout))
+	defer c.SetDeadline(time.Time{})
+	for {
+		t0 := time.Now()
+		if t0.After(w.to) {
+			return h, nil
+		}
+		if _, err := c.Write(msg); err != nil {
+			return h, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return h, err
+		}
+		if !bytes.Equal(msg, buf) {
+			return h, errors.New("the echo differs from the message sent")
+		}
+		if t1 := time.Now(); t0.After(w.from) && !t1.After(w.to) {
+			h.RecordValue(t1.Sub(t0).Nanoseconds())
+		}
 	}
-	wg.Wait()
-	return res
 }
 
 // micros converts a histogram value (ns) to microseconds, one decimal.

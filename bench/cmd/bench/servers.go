@@ -34,15 +34,17 @@ var peerCommands = map[string]string{"net": "netecho", "gnet": "gnetecho", "epol
 
 // runner carries the state of one benchmark run.
 type runner struct {
-	plan     plan
-	benchDir string
-	workbook string
-	tmp      string
-	began    time.Time
-	prog     *progress
-	results  *Results
-	taskset  string // path of taskset(1), or "" when absent
-	strace   string // path of strace(1), or "" when absent
+	plan       plan
+	benchDir   string
+	workbook   string
+	tmp        string
+	began      time.Time
+	prog       *progress
+	results    *Results
+	taskset    string          // path of taskset(1), or "" when absent
+	strace     string          // path of strace(1), or "" when absent
+	counter    *syscallCounter // set up by the first count (perf.go)
+	counterWhy string          // why there is none
 
 	mu    sync.Mutex
 	procs map[*proc]bool // servers running now, for abort
@@ -101,18 +103,28 @@ func (r *runner) buildAll(stages, peers []string) []*target {
 	var ts []*target
 	binDir := filepath.Join(r.tmp, "bin")
 	for _, name := range stages {
-		t := &target{Name: name, Kind: "kqueue"}
-		if strings.Contains(name, "select") {
+		built := name
+		if !r.hasStage(name) {
+			alt, ok := standIns[name]
+			if !ok || !r.hasStage(alt) {
+				r.prog.say(name + ": not in the workbook yet, skipped")
+				r.results.Notes = append(r.results.Notes, name+": not in the workbook yet, skipped")
+				continue
+			}
+			r.note("%s: not in the workbook yet; benching %s in its place", name, alt)
+			built = alt
+		}
+		if name == benchStages[len(benchStages)-1] {
+			r.results.CallbackStage = built
+		}
+		t := &target{Name: built, Kind: "kqueue"}
+		if strings.Contains(built, "select") {
 			t.Kind = "select"
 		}
 		ts = append(ts, t)
-		if _, err := os.Stat(filepath.Join(r.workbook, name, "main.go")); err != nil {
-			t.Skip = "not in the workbook yet"
-			continue
-		}
-		r.prog.say("building " + name)
-		t.bin = filepath.Join(binDir, name)
-		if err := goBuild(r.workbook, t.bin, "./"+name); err != nil {
+		r.prog.say("building " + built)
+		t.bin = filepath.Join(binDir, built)
+		if err := goBuild(r.workbook, t.bin, "./"+built); err != nil {
 			t.Skip = "does not build: " + err.Error()
 			continue
 		}
@@ -139,6 +151,12 @@ func (r *runner) buildAll(stages, peers []string) []*target {
 		r.results.Servers = append(r.results.Servers, t)
 	}
 	return ts
+}
+
+// hasStage says whether the workbook has stage directory name.
+func (r *runner) hasStage(name string) bool {
+	_, err := os.Stat(filepath.Join(r.workbook, name, "main.go"))
+	return err == nil
 }
 
 func goBuild(dir, out, pkg string) error {
@@ -329,11 +347,22 @@ func fitFileLimit(p *plan) (notes []string, err error) {
 		notes = append(notes, fmt.Sprintf("skipped %d idle clients: the open-file hard limit is %d (ulimit -Hn)", p.IdleConns[len(p.IdleConns)-1], hard))
 		p.IdleConns = p.IdleConns[:len(p.IdleConns)-1]
 	}
-	for len(p.Clients) > 1 && !fits(slices.Max(p.Clients)) {
-		notes = append(notes, fmt.Sprintf("skipped %d clients: the open-file hard limit is %d (ulimit -Hn)", p.Clients[len(p.Clients)-1], hard))
-		p.Clients = p.Clients[:len(p.Clients)-1]
+	for _, cells := range []*[]cell{&p.OneCore, &p.Default} {
+		kept := (*cells)[:0]
+		for _, c := range *cells {
+			if fits(c.Clients) {
+				kept = append(kept, c)
+			} else {
+				notes = append(notes, fmt.Sprintf("skipped the cell of %d clients: the open-file hard limit is %d (ulimit -Hn)", c.Clients, hard))
+			}
+		}
+		*cells = kept
 	}
-	need := uint64(max(slices.Max(p.IdleConns)+1, slices.Max(p.Clients)) + room)
+	most := p.OpenClients
+	for _, c := range append(slices.Clone(p.OneCore), p.Default...) {
+		most = max(most, c.Clients)
+	}
+	need := uint64(max(slices.Max(p.IdleConns)+1, most) + room)
 	if need > hard {
 		return notes, fmt.Errorf("need %d open files but the hard limit is %d: raise it (ulimit -Hn)", need, hard)
 	}

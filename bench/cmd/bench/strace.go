@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,23 +18,21 @@ type SyscallCount struct {
 	Calls int64  `json:"calls"`
 }
 
-// straceEchoes attaches strace to a running server, has every client echo a
-// fixed number of 64-byte messages, detaches, and returns the counts and
-// the number of messages echoed.
-func (r *runner) straceEchoes(p *proc, conns []net.Conn) ([]SyscallCount, int64, error) {
-	out := filepath.Join(r.tmp, "strace-"+filepath.Base(p.log.Name())+".txt")
+// straceCount attaches strace to a running process, runs work, detaches,
+// and returns strace's counts by name (written to the file out).
+func straceCount(strace, out string, pid int, work func() error) (map[string]int64, error) {
 	// -f with -p attaches to every thread of the process; -c counts
 	// instead of printing each call.
-	cmd := exec.Command(r.strace, "-c", "-f", "-p", strconv.Itoa(p.pid()), "-o", out)
+	cmd := exec.Command(strace, "-c", "-f", "-p", strconv.Itoa(pid), "-o", out)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	// strace says "Process N attached ..." once it holds the process;
-	// echoes sent before that would go uncounted.
+	// calls made before that would go uncounted.
 	attached := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -74,25 +70,32 @@ func (r *runner) straceEchoes(p *proc, conns []net.Conn) ([]SyscallCount, int64,
 	case err := <-attached:
 		if err != nil {
 			finish()
-			return nil, 0, err
+			return nil, err
 		}
 	case <-time.After(10 * time.Second):
 		finish()
-		return nil, 0, errors.New("strace did not attach within 10s")
+		return nil, errors.New("strace did not attach within 10s")
 	}
-	lr := closedLoop(conns, 64, window{}, r.plan.StraceMsgs)
+	werr := work()
 	if err := finish(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	if lr.firstErr != nil {
-		return nil, 0, fmt.Errorf("echo under strace: %v", lr.firstErr)
+	if werr != nil {
+		return nil, fmt.Errorf("work under strace: %v", werr)
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	counts, err := parseStraceSummary(string(b))
-	return counts, lr.done, err
+	rows, err := parseStraceSummary(string(b))
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int64{}
+	for _, c := range rows {
+		counts[c.Name] += c.Calls
+	}
+	return counts, nil
 }
 
 // parseStraceSummary reads the table strace -c prints:
