@@ -105,16 +105,11 @@ func (r *runner) buildAll(stages, peers []string) []*target {
 	for _, name := range stages {
 		built := name
 		if !r.hasStage(name) {
-			alt, ok := standIns[name]
-			if !ok || !r.hasStage(alt) {
-				r.prog.say(name + ": not in the workbook yet, skipped")
-				r.results.Notes = append(r.results.Notes, name+": not in the workbook yet, skipped")
-				continue
-			}
-			r.note("%s: not in the workbook yet; benching %s in its place", name, alt)
-			built = alt
+			r.prog.say(name + ": not in the workbook, skipped")
+			r.results.Notes = append(r.results.Notes, name+": not in the workbook, skipped")
+			continue
 		}
-		if name == benchStages[len(benchStages)-1] {
+		if name == callbackStage {
 			r.results.CallbackStage = built
 		}
 		t := &target{Name: built, Kind: "kqueue"}
