@@ -296,6 +296,9 @@ func TestSpreadAndBimodal(t *testing.T) {
 	if b := bimodal([]float64{20.1, 20.4, 20.2, 20.9, 20.5}); b != "" {
 		t.Errorf("one group: got %q, want none", b)
 	}
+	if b := bimodal([]float64{20, 20, 20, 20, 20}); b != "" {
+		t.Errorf("identical windows: bimodal says %q", b)
+	}
 }
 
 func TestWhichLimit(t *testing.T) {

@@ -54,6 +54,9 @@ func bimodal(v []float64) string {
 			gap, at = d, i
 		}
 	}
+	if at == 0 {
+		return "" // every window alike: no gap at all
+	}
 	lo, hi := s[:at], s[at:]
 	width := max(lo[len(lo)-1]-lo[0], hi[len(hi)-1]-hi[0])
 	if gap < 0.08*lo[len(lo)-1] || gap < 3*width {
