@@ -4,7 +4,7 @@
 # STAGE, FROM and TO are stage numbers (01, 02, ...); a stage is the directory
 # whose name starts with its number, such as 02-kqueue-basic.
 
-.PHONY: help run test start check diff diffs diffs-write cross bench bench-quick ci
+.PHONY: help run test start check diff diffs diffs-write cross bench bench-quick mutants ci
 
 # make run TRACE=1 (or 2, or a file name) runs the stage with KQUEUE_TRACE set (kqueue/README.md, "Watch it").
 run: export KQUEUE_TRACE := $(or $(TRACE),$(KQUEUE_TRACE))
@@ -93,6 +93,11 @@ bench: ## measure the servers side by side, a few minutes (see bench/README.md)
 
 bench-quick: ## the same measurements, small and under a minute (no figures to quote)
 	$(MAKE) -C bench quick
+
+# Mutation testing is for maintainers: it takes the better part of an hour
+# for everything, so it is not part of .ci/run. PKG narrows it.
+mutants: ## mutation scores of kqueue/ and the stages: make mutants [PKG='kqueue 03']
+	bash scripts/mutants $(PKG)
 
 ci: ## run what CI runs (.ci/run)
 	bash .ci/run
