@@ -22,7 +22,7 @@ import (
 )
 
 // fdSetSize is FD_SETSIZE, how many descriptors an fd_set has room for: 1024
-// on Linux, macOS and the BSDs. A descriptor numbered fdSetSize or above
+// on Linux, macOS, FreeBSD, OpenBSD and DragonFly, 256 on NetBSD. A descriptor numbered fdSetSize or above
 // cannot be watched by select at all (x/sys's FdSet.Set would index past the
 // end of its array and panic), so a client that gets one is refused.
 const fdSetSize = int(8 * unsafe.Sizeof(unix.FdSet{}))
@@ -153,7 +153,7 @@ func echo(fd int, buf []byte, clients map[int]string) bool {
 }
 
 // writeAll writes every byte of p. write(2) may take fewer bytes than it is
-// given; the articles ignore the count it returns and lose the rest.
+// given; Radman's send_msg ignores the count it returns and lose the rest.
 //
 // The socket is blocking, so a client that sends but never reads will
 // eventually fill its buffers and stop the whole server here. That is this

@@ -70,7 +70,7 @@ func serve(kq, stop, listener int) {
 		}
 
 		// Every event the call returned is handled, not just the first one
-		// (the article's loop takes one event per call and leaves the rest
+		// (Frevib's loop asks for one event per call and leaves the rest
 		// waiting for the next).
 		for _, ev := range events[:n] {
 			fd := int(ev.Ident)
@@ -95,7 +95,7 @@ func serve(kq, stop, listener int) {
 
 // watch registers fd for EVFILT_READ. The registration stays in the kernel
 // until it is deleted or fd is closed, so unlike select's set it is made
-// once, not once per call. (The articles write EV_ADD | EV_ENABLE; EV_ADD
+// once, not once per call. (Frevib's listener has EV_ADD | EV_ENABLE; EV_ADD
 // enables a new registration by itself.)
 func watch(kq, fd int) error {
 	var change kqueue.Kevent_t
@@ -168,7 +168,7 @@ func echo(fd int, ev kqueue.Kevent_t, buf []byte, clients map[int]string) {
 }
 
 // writeAll writes every byte of p. write(2) may take fewer bytes than it is
-// given; the articles ignore the count it returns and lose the rest.
+// given; Radman's send_msg ignores the count it returns and lose the rest.
 //
 // The socket is blocking, so a client that sends but never reads will
 // eventually fill its buffers and stop the whole server here. That is this

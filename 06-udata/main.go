@@ -103,7 +103,7 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 		}
 
 		// Every event the call returned is handled, not just the first one
-		// (the article's loop takes one event per call and leaves the rest
+		// (Frevib's loop asks for one event per call and leaves the rest
 		// waiting for the next).
 		for _, ev := range events[:n] {
 			fd := int(ev.Ident)
@@ -138,8 +138,8 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 
 // watch registers fd for EVFILT_READ, with token as its udata. The
 // registration stays in the kernel until it is deleted or fd is closed, so
-// unlike select's set it is made once, not once per call. (The articles
-// write EV_ADD | EV_ENABLE; EV_ADD enables a new registration by itself.)
+// unlike select's set it is made once, not once per call. (Frevib's listener
+// has EV_ADD | EV_ENABLE; EV_ADD enables a new registration by itself.)
 func watch(kq, fd int, token uint64) error {
 	var change kqueue.Kevent_t
 	kqueue.EV_SET(&change, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0, token)
@@ -360,7 +360,7 @@ func echo(slot int, ev kqueue.Kevent_t, buf []byte, clients []client) {
 }
 
 // writeAll writes every byte of p. write(2) may take fewer bytes than it is
-// given; the articles ignore the count it returns and lose the rest.
+// given; Radman's send_msg ignores the count it returns and lose the rest.
 //
 // The socket is blocking, so a client that sends but never reads will
 // eventually fill its buffers and stop the whole server here. That is this

@@ -141,7 +141,7 @@ func (s *Server) serve(maxClients int) {
 		}
 
 		// Every event the call returned is handled, not just the first one
-		// (the article's loop takes one event per call and leaves the rest
+		// (Frevib's loop asks for one event per call and leaves the rest
 		// waiting for the next).
 		for _, ev := range events[:n] {
 			fd := int(ev.Ident)
@@ -314,8 +314,8 @@ func (h goodbye) host() string {
 
 // change applies one change to fd's registration for filter, with token as
 // its udata. A registration stays in the kernel until it is deleted or fd is
-// closed, so unlike select's set it is made once, not once per call. (The
-// articles write EV_ADD | EV_ENABLE; EV_ADD enables a new registration by
+// closed, so unlike select's set it is made once, not once per call. (Frevib's
+// listener has EV_ADD | EV_ENABLE; EV_ADD enables a new registration by
 // itself.)
 func change(kq, fd int, filter int16, flags uint16, token uint64) error {
 	var change kqueue.Kevent_t
