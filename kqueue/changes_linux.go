@@ -330,7 +330,11 @@ func (q *queue) probe(st *fdState) {
 	st.kind = kindSocket
 	if listening, _ := getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); listening == 0 {
 		if typ == unix.SOCK_STREAM || typ == unix.SOCK_SEQPACKET {
-			if _, err := getpeername(fd); err == unix.ENOTCONN {
+			// ENOTCONN also answers for a socket that was connected and is
+			// now shut down both ways; that one has hit end of file, which
+			// poll tells by POLLRDHUP (it costs a call only here, off the
+			// common path of a connected socket).
+			if _, err := getpeername(fd); err == unix.ENOTCONN && !readHungUp(fd) {
 				st.kind = kindUnconnected
 			}
 		}
@@ -349,12 +353,13 @@ func (q *queue) probe(st *fdState) {
 // lookAgain is called for an unconnected socket on each of its epoll
 // events and at each Kevent call: it reports whether the socket has
 // connected, failed to connect (EPOLLERR), or started listening since,
+// or has been shut down for reading (EPOLLRDHUP: it was connected once),
 // and if so makes its registration an ordinary one. Until then a real
 // kqueue reports nothing for it: filt_sowrite() in uipc_socket.c returns 0
 // for a socket that is not connected but needs a connection, and
 // filt_soread() finds nothing to read and no end of file.
 func (q *queue) lookAgain(st *fdState, bits uint32) bool {
-	if bits&unix.EPOLLERR != 0 {
+	if bits&(unix.EPOLLERR|unix.EPOLLRDHUP) != 0 {
 		st.kind = kindSocket
 		q.unconnected.Add(-1)
 	} else if q.probe(st); st.kind == kindUnconnected {

@@ -347,3 +347,36 @@ func unixListener(t testing.TB) (fd int, path string) {
 	}
 	return fd, path
 }
+
+// A socket that was connected and is now shut down both ways (we shut down
+// writing, then the peer closed) is not an unconnected one: filt_soread() in
+// uipc_socket.c reports EV_EOF for it, since SBS_CANTRCVMORE is set, and
+// filt_sowrite() does the same through SBS_CANTSENDMORE. Linux answers
+// getpeername with ENOTCONN for it all the same, as for a socket that never
+// connected.
+func TestDisconnectedSocketReportsEOF(t *testing.T) {
+	t.Parallel()
+	client, server := tcpPair(t)
+	if err := unix.Shutdown(server, unix.SHUT_WR); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, client, 16); got != "" {
+		t.Fatalf("client read %q, want end of file", got)
+	}
+	closeNow(t, client)
+	// Wait for the peer's FIN to arrive: the server's read returns 0 then.
+	var buf [1]byte
+	for {
+		n, err := unix.Read(server, buf[:])
+		if n == 0 && err == nil {
+			break
+		}
+		if err != nil && err != unix.EAGAIN {
+			break
+		}
+	}
+	kq := newQueue(t)
+	change(t, kq, server, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	ev := waitOne(t, kq)
+	expect(t, ev, server, kqueue.EVFILT_READ, kqueue.EV_EOF, 1)
+}

@@ -230,6 +230,17 @@ func getpeername(fd int) (unix.Sockaddr, error) {
 	return sa, err
 }
 
+// readHungUp reports whether fd's reading side has been shut down
+// (POLLRDHUP), asked of poll(2) without waiting.
+func readHungUp(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	if trace.level > 1 {
+		traceSyscall("poll([%d POLLRDHUP], 0) = %s revents=%#x", fd, result(n, err), fds[0].Revents)
+	}
+	return n == 1 && fds[0].Revents&unix.POLLRDHUP != 0
+}
+
 func dup3(oldfd, newfd, flags int) error {
 	err := unix.Dup3(oldfd, newfd, flags)
 	if trace.level > 1 {
