@@ -301,23 +301,7 @@ func TestTraceOffDoesNotAllocate(t *testing.T) {
 	saved := trace.level
 	trace.level = 0
 	defer func() { trace.level = saved }()
-	kq, err := Kqueue()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Close(kq)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	var change [1]Kevent_t
-	EV_SET(&change[0], fds[1], EVFILT_READ, EV_ADD, 0, 0, 0)
-	if _, err := Kevent(kq, change[:], nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	unix.Write(fds[0], []byte("x"))
+	kq := readyQueue(t)
 	events := make([]Kevent_t, 4)
 	allocs := testing.AllocsPerRun(100, func() {
 		if n, err := Kevent(kq, nil, events, nil); n != 1 || err != nil {
@@ -327,6 +311,31 @@ func TestTraceOffDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per call with the trace off, want 0", allocs)
 	}
+}
+
+// readyQueue makes a queue with one socket registered for reading that has
+// a byte waiting, so that every Kevent call on it returns one event.
+func readyQueue(tb testing.TB) int {
+	tb.Helper()
+	kq, err := Kqueue()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { Close(kq) })
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
+	var change [1]Kevent_t
+	EV_SET(&change[0], fds[1], EVFILT_READ, EV_ADD, 0, 0, 0)
+	if _, err := Kevent(kq, change[:], nil, nil); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := unix.Write(fds[0], []byte("x")); err != nil {
+		tb.Fatal(err)
+	}
+	return kq
 }
 
 // What the trace costs when it is off: the same Kevent call, one ready
@@ -340,23 +349,7 @@ func BenchmarkTraceOff(b *testing.B) {
 	saved := trace.level
 	trace.level = 0
 	defer func() { trace.level = saved }()
-	kq, err := Kqueue()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer Close(kq)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	var change [1]Kevent_t
-	EV_SET(&change[0], fds[1], EVFILT_READ, EV_ADD, 0, 0, 0)
-	if _, err := Kevent(kq, change[:], nil, nil); err != nil {
-		b.Fatal(err)
-	}
-	unix.Write(fds[0], []byte("x"))
+	kq := readyQueue(b)
 	events := make([]Kevent_t, 4)
 	poll := &unix.Timespec{}
 	const block = 1000
