@@ -157,7 +157,11 @@ func fcntlInt(fd uintptr, cmd, arg int) (int, error) {
 func timerfdCreate(clock, flags int) (int, error) {
 	fd, err := unix.TimerfdCreate(clock, flags)
 	if trace.level > 1 {
-		traceSyscall("timerfd_create(CLOCK_MONOTONIC, %s) = %s", appendBits(nil, uint64(flags), tfdNames), result(fd, err))
+		name := "CLOCK_MONOTONIC"
+		if clock == unix.CLOCK_REALTIME {
+			name = "CLOCK_REALTIME" // a NOTE_ABSTIME timer's
+		}
+		traceSyscall("timerfd_create(%s, %s) = %s", name, appendBits(nil, uint64(flags), tfdNames), result(fd, err))
 	}
 	return fd, err
 }
