@@ -75,6 +75,39 @@ func TestTraceNamesEveryFlag(t *testing.T) {
 	if got := string(appendBits(nil, 0, flagNames)); got != "0x0" {
 		t.Errorf("no flags: %q, want 0x0", got)
 	}
+	// All of them, those some systems only add among them, in the order
+	// of their values too.
+	value := map[string]uint16{}
+	for _, tc := range flags {
+		value[tc.want] = tc.flag
+	}
+	names := strings.Split(string(appendBits(nil, uint64(all), flagNames)), "|")
+	for i := range names {
+		if i > 0 && value[names[i-1]] >= value[names[i]] {
+			t.Errorf("all flags: %s, not in the order of their values", strings.Join(names, "|"))
+			break
+		}
+	}
+}
+
+// The fields of a line's head, in columns: the time right-aligned in ten
+// characters, the queue, the verb padded to six, as the comment at the top
+// of trace.go shows them.
+func TestTraceHeadColumns(t *testing.T) {
+	for _, tc := range []struct {
+		kq   int
+		verb string
+		want string
+	}{
+		{4, "change", " kq=4  change "},
+		{12, "wait", " kq=12 wait   "},
+		{123, "event", " kq=123 event  "},
+	} {
+		got := string(traceHead(nil, tc.kq, tc.verb))
+		if len(got) < 10 || !regexp.MustCompile(`^ *\d+\.\d{6}$`).MatchString(got[:10]) || got[10:] != tc.want {
+			t.Errorf("kq=%d %s: %q, want the time in 10 characters, then %q", tc.kq, tc.verb, got, tc.want)
+		}
+	}
 }
 
 // What the files of some systems only add to the names: EVFILT_USER and
@@ -189,6 +222,7 @@ func TestTraceTimeout(t *testing.T) {
 		{&unix.Timespec{Sec: 1, Nsec: 500e6}, "timeout=1.5s"},
 		{&unix.Timespec{Nsec: 250e3}, "timeout=0.00025s"},
 		{&unix.Timespec{Sec: -1}, "timeout={sec:-1 nsec:0}"},
+		{&unix.Timespec{Nsec: 1e9}, "timeout={sec:0 nsec:1000000000}"},
 	} {
 		if got := string(appendTimeout(nil, tc.ts)); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.ts, got, tc.want)
