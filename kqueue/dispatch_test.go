@@ -25,3 +25,17 @@ func TestDispatch(t *testing.T) {
 	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, kqueue.EV_DISPATCH, 3)
 	noEvent(t, kq)
 }
+
+// A write filter that disables itself when it fires leaves the EV_CLEAR read
+// filter of the same descriptor alone (TestOtherFilterLeavesClearAlone).
+func TestDispatchLeavesClearAlone(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 1)
+	send(t, a, "x")
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, kqueue.EV_CLEAR, 1)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|kqueue.EV_DISPATCH, 0, 2)
+	expect(t, waitOne(t, kq), b, kqueue.EVFILT_WRITE, kqueue.EV_DISPATCH, 2)
+	noEvent(t, kq)
+}

@@ -149,24 +149,20 @@ func change(t testing.TB, kq, ident int, filter int16, flags uint16, data int64,
 	}
 }
 
-// changeErr applies one change with no room for events and returns the
-// error kevent reports for it.
-func changeErr(kq, ident int, filter int16, flags uint16) error {
-	return changeErrUdata(kq, ident, filter, flags, 0)
-}
-
-// changeFails applies one change and fails the test unless kevent reports
-// the error want for it.
+// changeFails applies one change with no room for events and fails the
+// test unless kevent fails as kevent(2) says a call fails: it returns -1,
+// with the error want.
 func changeFails(t testing.TB, kq, ident int, filter int16, flags uint16, want unix.Errno) {
 	t.Helper()
 	var c kqueue.Kevent_t
 	kqueue.EV_SET(&c, ident, filter, flags, 0, 0, 0)
-	if err := changeErr(kq, ident, filter, flags); !isErrno(err, want) {
-		t.Fatalf("Kevent(%s): %v, want %v", describe(c), err, want)
+	if n, err := kqueue.Kevent(kq, []kqueue.Kevent_t{c}, nil, nil); n != -1 || !isErrno(err, want) {
+		t.Fatalf("Kevent(%s) = %d, %v; want -1, %v", describe(c), n, err, want)
 	}
 }
 
-// changeErrUdata is changeErr with udata.
+// changeErrUdata applies one change with no room for events and returns the
+// error kevent reports for it.
 func changeErrUdata(kq, ident int, filter int16, flags uint16, udata uint64) error {
 	var c kqueue.Kevent_t
 	kqueue.EV_SET(&c, ident, filter, flags, 0, 0, udata)
@@ -296,4 +292,71 @@ func cpuTime(t testing.TB) time.Duration {
 		t.Fatalf("getrusage: %v", err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// descriptorZero lets a test that does not run in parallel close
+// descriptor 0, as a program that closed its standard input has it, so that
+// the next descriptor opened (by the test or by a queue) is 0. Call it
+// before anything that registers a cleanup: cleanups run last first, so
+// standard input comes back after everything else the test opened has gone.
+func descriptorZero(t testing.TB) zeroDescriptor {
+	t.Helper()
+	saved, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		t.Fatalf("copying standard input: %v", err)
+	}
+	t.Cleanup(func() {
+		unix.Dup2(saved, 0)
+		unix.Close(saved)
+	})
+	return zeroDescriptor{t}
+}
+
+type zeroDescriptor struct{ t testing.TB }
+
+// free closes descriptor 0.
+func (z zeroDescriptor) free() {
+	z.t.Helper()
+	if err := unix.Close(0); err != nil {
+		z.t.Fatalf("closing descriptor 0: %v", err)
+	}
+}
+
+// hold opens /dev/null as descriptor 0, which must be free.
+func (z zeroDescriptor) hold() {
+	z.t.Helper()
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
+	if err != nil {
+		z.t.Fatal(err)
+	}
+	if fd != 0 {
+		unix.Close(fd)
+		z.t.Fatalf("opened %d, want 0: descriptor 0 is taken", fd)
+	}
+}
+
+// mustBeFree fails the test unless descriptor 0 is free: after what was
+// done, nothing may keep it.
+func (z zeroDescriptor) mustBeFree(after string) {
+	z.t.Helper()
+	if _, err := unix.FcntlInt(0, unix.F_GETFD, 0); err != unix.EBADF {
+		z.t.Fatalf("after %s, descriptor 0 is still open", after)
+	}
+}
+
+// openDescriptors counts the descriptors the process has open, for tests
+// that do not run in parallel.
+func openDescriptors(t testing.TB) int {
+	t.Helper()
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for fd := range int(min(lim.Cur, 1<<16)) {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			n++
+		}
+	}
+	return n
 }

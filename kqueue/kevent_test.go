@@ -3,7 +3,9 @@ package kqueue_test
 // kevent(2) itself: the changelist, its errors, and the timeout.
 
 import (
+	"math"
 	"testing"
+	"time"
 
 	"github.com/kqueue-workbook/workbook/kqueue"
 	"golang.org/x/sys/unix"
@@ -90,11 +92,43 @@ func TestTimeouts(t *testing.T) {
 	_, b := socketPair(t)
 	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
 	events := make([]kqueue.Kevent_t, 1)
-	for _, ts := range []unix.Timespec{{}, {Nsec: 1e6}} {
+	for _, ts := range []unix.Timespec{{}, {Nsec: 1e6}, {Nsec: 20e6}} {
+		start := time.Now()
 		n, err := kevent(kq, events, &ts)
 		if n != 0 || err != nil {
 			t.Fatalf("timeout %v: Kevent = %d, %v; want 0, nil", ts, n, err)
 		}
+		// The timeout is how long it waits at the least; a loaded
+		// machine may only make it longer.
+		if waited, want := time.Since(start), time.Duration(ts.Nano()); waited < want {
+			t.Fatalf("timeout %v: returned after %v", ts, waited)
+		}
+	}
+}
+
+// A timeout too long to add to the clock (FreeBSD's kern_kevent() waits
+// without a limit once tv_sec is past INT32_MAX) still waits: here for a
+// timer registered in the same call.
+func TestHugeTimeout(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	huge := unix.NsecToTimespec(math.MaxInt64)
+	huge.Nsec = 999999999
+	var c kqueue.Kevent_t
+	kqueue.EV_SET(&c, 1, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_ONESHOT, 0, 30, 5)
+	events := make([]kqueue.Kevent_t, 1)
+	changes := []kqueue.Kevent_t{c}
+	for {
+		n, err := kqueue.Kevent(kq, changes, events, &huge)
+		if err == unix.EINTR {
+			changes = nil // applied already
+			continue
+		}
+		if n != 1 || err != nil {
+			t.Fatalf("Kevent = %d, %v; want the timer", n, err)
+		}
+		expect(t, events[0], 1, kqueue.EVFILT_TIMER, 0, 5)
+		return
 	}
 }
 
@@ -273,8 +307,8 @@ func TestInvalidTimeout(t *testing.T) {
 	t.Parallel()
 	kq := newQueue(t)
 	bad := unix.Timespec{Nsec: 1e9}
-	if _, err := kqueue.Kevent(kq, nil, make([]kqueue.Kevent_t, 1), &bad); !isErrno(err, unix.EINVAL) {
-		t.Fatalf("timeout with 1e9 nanoseconds: %v, want EINVAL", err)
+	if n, err := kqueue.Kevent(kq, nil, make([]kqueue.Kevent_t, 1), &bad); n != -1 || !isErrno(err, unix.EINVAL) {
+		t.Fatalf("timeout with 1e9 nanoseconds: %d, %v; want -1, EINVAL", n, err)
 	}
 }
 
@@ -386,4 +420,47 @@ func TestSameFileBackUnderOldNumber(t *testing.T) {
 	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 2)
 	send(t, a, "x")
 	expect(t, waitOne(t, kq), b, kqueue.EVFILT_READ, 0, 2)
+}
+
+// An event that waits because the last call had no room for it is checked
+// again before it is delivered: kqueue_scan() in kern_event.c calls the
+// filter once more for each queued knote (unless EV_ONESHOT) and drops it
+// when the condition no longer holds. Here neither holds by then: the byte
+// has been read and the send buffer filled.
+func TestQueuedEventCheckedAgain(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	if err := unix.SetNonblock(b, true); err != nil {
+		t.Fatal(err)
+	}
+	send(t, a, "x")
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD, 0, 2)
+	waitAll(t, kq, 1) // the other filter's event waits for the next call
+	recv(t, b, 1)
+	for {
+		if _, err := unix.Write(b, make([]byte, 4096)); err == unix.EAGAIN {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	noEvent(t, kq)
+}
+
+// Both ends of one socket pair in one queue: two descriptors, each with its
+// own knote and udata.
+func TestBothEndsInOneQueue(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	lo, hi := min(a, b), max(a, b)
+	change(t, kq, lo, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq, hi, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 2)
+	send(t, lo, "x")
+	expect(t, waitOne(t, kq), hi, kqueue.EVFILT_READ, 0, 2)
+	recv(t, hi, 1)
+	send(t, hi, "y")
+	expect(t, waitOne(t, kq), lo, kqueue.EVFILT_READ, 0, 1)
 }

@@ -81,3 +81,20 @@ func TestTimerDisableDelete(t *testing.T) {
 	change(t, kq, 4, kqueue.EVFILT_TIMER, kqueue.EV_DELETE, 0, 0)
 	changeFails(t, kq, 4, kqueue.EVFILT_TIMER, kqueue.EV_DELETE, unix.ENOENT) // deleting a deleted timer
 }
+
+// A timer of 0 (filt_timervalidate() in kern_event.c): a one-shot one fires
+// at once; a periodic one runs every unit, since FreeBSD makes its 0 a 1.
+func TestTimerZero(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	change(t, kq, 1, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_ONESHOT, 0, 1)
+	ev := waitOne(t, kq)
+	expect(t, ev, 1, kqueue.EVFILT_TIMER, 0, 1)
+	if ev.Data != 1 {
+		t.Fatalf("one-shot 0: data = %d, want 1", ev.Data)
+	}
+	change(t, kq, 2, kqueue.EVFILT_TIMER, kqueue.EV_ADD, 0, 2)
+	for range 3 {
+		expect(t, waitOne(t, kq), 2, kqueue.EVFILT_TIMER, 0, 2)
+	}
+}

@@ -5,6 +5,7 @@
 package kqueue_test
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/kqueue-workbook/workbook/kqueue"
@@ -103,8 +104,9 @@ func TestUserDispatch(t *testing.T) {
 // knote_fdclose()), and then each is woken by a user event of its own.
 // On Linux this is the case where the emulation replaces its epoll
 // instance under the sleepers (rebuild_linux.go); they must still wake.
+// Not parallel: the closed number must stay free until the change that
+// finds it closed, and while this test runs no parallel test can take it.
 func TestWaitersSurviveRebuild(t *testing.T) {
-	t.Parallel()
 	kq := newQueue(t)
 	a, b := socketPair(t)
 	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
@@ -148,5 +150,128 @@ func TestWaitersSurviveRebuild(t *testing.T) {
 	}
 	if !seen[10] || !seen[11] {
 		t.Fatalf("the waiters got %v, want one user event each", seen)
+	}
+}
+
+// EV_CLEAR in a change resets a user event (filt_usertouch(),
+// EVENT_REGISTER, in kern_event.c), even one whose event is already queued
+// for the next call: kqueue_scan() asks filt_user() again before reporting
+// it, and it says no. The event is queued behind two others that take the
+// whole event list. XNU's filt_usertouch() ignores EV_CLEAR in a change.
+func TestUserResetDropsQueuedEvent(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	send(t, a, "x")
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD, 0, 2)
+	change(t, kq, 7, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 7)
+	trigger(t, kq, 7, kqueue.NOTE_TRIGGER, 0, 7)
+	if evs := waitAll(t, kq, 2); len(evs) != 2 || evs[0].Ident != uint64(b) || evs[1].Ident != uint64(b) {
+		t.Fatalf("got %s, want the socket's two filters first", describeAll(evs))
+	}
+	change(t, kq, 7, kqueue.EVFILT_USER, kqueue.EV_CLEAR, 0, 7)
+	for _, ev := range poll(t, kq, 4) {
+		if ev.Filter == kqueue.EVFILT_USER && runtime.GOOS != "darwin" {
+			t.Fatalf("got %s after the reset", describe(ev))
+		}
+	}
+}
+
+// A kqueue watched by another: data counts every kind of event waiting in
+// it (filt_kqueue(): kq_count), a level-triggered filter, an EV_CLEAR one
+// and a user event alike.
+func TestKqueueInKqueueCountsAll(t *testing.T) {
+	t.Parallel()
+	inner, outer := newQueue(t), newQueue(t)
+	a, b := socketPair(t)
+	c, d := socketPair(t)
+	send(t, a, "x")
+	send(t, c, "y")
+	change(t, inner, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, inner, d, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 2)
+	change(t, inner, 3, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 3)
+	change(t, inner, 4, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_DISABLE, 0, 4)
+	trigger(t, inner, 3, kqueue.NOTE_TRIGGER, 0, 3)
+	trigger(t, inner, 4, kqueue.NOTE_TRIGGER, 0, 4) // disabled: not counted
+	change(t, outer, inner, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 9)
+	ev := waitOne(t, outer)
+	expect(t, ev, inner, kqueue.EVFILT_READ, 0, 9)
+	if ev.Data != 3 {
+		t.Fatalf("data = %d, want the 3 events waiting in the inner queue", ev.Data)
+	}
+}
+
+// Closing a descriptor removes its own knotes and nothing else
+// (knote_fdclose()): after such closes, with the file kept open and
+// readable through a dup, every other knote of the queue carries on, level
+// and EV_CLEAR filters and user events alike; and closing the queue frees
+// every descriptor it took. On Linux this is where the emulation replaces
+// its epoll instance (rebuild_linux.go), twice. Not parallel: it counts the
+// process's descriptors.
+func TestDupCloseLeavesOtherKnotes(t *testing.T) {
+	before := openDescriptors(t)
+	kq, err := kqueue.Kqueue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []int
+	pair := func() (int, int) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine = append(mine, fds[0], fds[1])
+		return fds[0], fds[1]
+	}
+	a1, b1 := pair()
+	a2, b2 := pair()
+	send(t, a1, "x")
+	change(t, kq, b1, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	change(t, kq, b2, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 2)
+	change(t, kq, 3, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 3)
+	for range 2 {
+		x, y := pair()
+		change(t, kq, y, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 9)
+		dup, err := unix.Dup(y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Close(y); err != nil {
+			t.Fatal(err)
+		}
+		mine[len(mine)-1] = dup
+		changeFails(t, kq, y, kqueue.EVFILT_READ, kqueue.EV_DELETE, unix.EBADF) // the number is not open
+		send(t, x, "x")                                                         // the file behind dup is readable now
+		for range 3 {
+			if evs := poll(t, kq, 4); len(evs) != 1 || evs[0].Udata != 1 {
+				t.Fatalf("got %s, want the level filter alone", describeAll(evs))
+			}
+		}
+		send(t, a2, "y")
+		trigger(t, kq, 3, kqueue.NOTE_TRIGGER, 0, 3)
+		seen := map[uint64]bool{}
+		for _, ev := range waitAll(t, kq, 4) {
+			seen[ev.Udata] = true
+		}
+		if !seen[1] || !seen[2] || !seen[3] || len(seen) != 3 {
+			t.Fatalf("got %v, want the level, EV_CLEAR and user events", seen)
+		}
+	}
+	// Descriptors of the test's own, opened last, take any number the
+	// queue has given up: Close must leave them alone.
+	for range 4 {
+		pair()
+	}
+	if err := kqueue.Close(kq); err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range mine {
+		if err := unix.Close(fd); err != nil {
+			t.Fatalf("closing the test's own descriptor %d: %v", fd, err)
+		}
+	}
+	if after := openDescriptors(t); after != before {
+		t.Fatalf("%d descriptors open after Close, %d before Kqueue", after, before)
 	}
 }
