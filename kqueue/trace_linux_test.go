@@ -314,3 +314,28 @@ func TestTraceOffWritesNothing(t *testing.T) {
 		t.Fatalf("the trace is off, yet this was written:\n%s", data)
 	}
 }
+
+// The common path costs what kqueue/README.md's table says: a read event
+// on a connected socket with a level-triggered filter is one epoll_wait and
+// one ioctl(SIOCINQ) for its data, and nothing more, call after call.
+func TestTraceSteadyLoopCost(t *testing.T) {
+	kq := readyQueue(t)
+	events := make([]Kevent_t, 4)
+	lines := withTrace(t, 2, func() {
+		for range 3 {
+			if n, err := Kevent(kq, nil, events, nil); n != 1 || err != nil {
+				t.Fatalf("Kevent = %d, %v", n, err)
+			}
+		}
+	})
+	calls := map[string]int{}
+	syscall := regexp.MustCompile(`^ *\d+\.\d{6} {10}([a-z_0-9+]+)\(`)
+	for _, line := range lines {
+		if m := syscall.FindStringSubmatch(line); m != nil {
+			calls[m[1]]++
+		}
+	}
+	if len(calls) != 2 || calls["epoll_wait"] != 3 || calls["ioctl"] != 3 {
+		t.Fatalf("system calls for three steady calls: %v, want 3 epoll_wait and 3 ioctl\n%s", calls, strings.Join(lines, "\n"))
+	}
+}
