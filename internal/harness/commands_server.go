@@ -365,11 +365,22 @@ func (srv *server) lastWords() string {
 	return b.String()
 }
 
+// kill stops a server still running when its script ends. It asks first,
+// with SIGTERM, as a learner's Ctrl-C would: a server that exits by itself
+// runs its shutdown (which may report a data race under -race), and a
+// server built for coverage (go test -cover, as the mutation tester runs it)
+// writes its profile, which a killed process never does. One that has not
+// gone within the deadline is killed.
 func (srv *server) kill() {
-	if srv.cmd.Process != nil && !srv.hasExited() {
-		srv.cmd.Process.Kill()
-		srv.waitUntil(func() bool { return srv.exited && srv.stderrEOF })
+	if srv.cmd.Process == nil || srv.hasExited() {
+		return
 	}
+	gone := func() bool { return srv.exited && srv.stderrEOF }
+	if srv.cmd.Process.Signal(syscall.SIGTERM) == nil && srv.waitUntil(gone) {
+		return
+	}
+	srv.cmd.Process.Kill()
+	srv.waitUntil(gone)
 }
 
 // setListenerVars sets ADDR, HOST, PORT, ADDR4, ADDR6 and SOCK from the
