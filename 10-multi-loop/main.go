@@ -406,24 +406,22 @@ func (h goodbye) OnDisconnect()         { log.Printf("Client %s disconnected.", 
 
 // later is echo answered elsewhere, as by a handler that asks a database:
 // each client's bytes go to a worker goroutine of its own, which sends each
-// reply from there; Send hands it to the client's loop, in order.
+// reply from there; Send hands it to the client's loop, in order. The
+// greeting and OnSendError are echo's.
 type later struct {
-	Client
+	echo
 	work chan []byte
 }
 
 func newLater(c Client) Handler {
-	h := later{c, make(chan []byte, 16)}
+	h := later{echo{c}, make(chan []byte, 16)}
 	go h.answer()
 	return h
 }
 
-func (h later) OnConnect() { h.Send([]byte("welcome!\n")) }
-
 // OnReceive hands the worker a copy (data is lent); it waits only while the
 // worker, which never waits for the loop, is 16 pieces behind.
 func (h later) OnReceive(data []byte) { h.work <- bytes.Clone(data) }
-func (h later) OnSendError(error)     {} // the server logs it
 func (h later) OnDisconnect()         { close(h.work) }
 
 // answer is the worker. A reply sent after the client has gone is dropped,
