@@ -144,6 +144,7 @@ type session struct {
 	t       testscript.T
 	stage   stage
 	binary  string
+	trace   string // KQUEUE_TRACE for the servers serve starts, if not empty
 	server  *server
 	clients map[string]*client
 	idle    []*idleConn
@@ -220,6 +221,9 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	srv.cmd = exec.Command(s.binary, args...)
 	srv.cmd.Args[0] = "server" // as a learner types it, in the server's own messages
 	srv.cmd.Dir = ts.MkAbs(".")
+	if s.trace != "" {
+		srv.cmd.Env = append(os.Environ(), "KQUEUE_TRACE="+s.trace)
+	}
 	stdout := srv.pipe(ts, &srv.cmd.Stdout, srv.readStdout)
 	stderr := srv.pipe(ts, &srv.cmd.Stderr, srv.readStderr)
 	ts.Check(srv.cmd.Start())
