@@ -88,7 +88,7 @@ diffs-write: ## write them into diffs/ for the README's links (commit the result
 cross: ## vet for every system the workbook runs on (macOS, the BSDs, Linux)
 	bash .ci/run vet
 
-bench: ## measure the servers side by side, a few minutes (see bench/README.md)
+bench: ## measure the servers side by side, about 15 minutes (see bench/README.md)
 	$(MAKE) -C bench bench
 
 bench-quick: ## the same measurements, small and under a minute (no figures to quote)

@@ -284,7 +284,7 @@ type echo struct{ Client }
 
 func (h echo) OnConnect()            { h.Send([]byte("welcome!\n")) }
 func (h echo) OnReceive(data []byte) { h.Send(data) }
-func (h echo) OnSendError(error)     {} // the server logs it
+func (h echo) OnSendError(err error) { log.Printf("client %s: send failed: %v", h.RemoteAddr(), err) }
 func (h echo) OnDisconnect()         {}
 
 // goodbye is the article's demo: it reports each client, logs what arrives,
@@ -763,12 +763,12 @@ func sweep(clients []client, idle time.Duration) {
 }
 
 // broken closes a client whose connection failed with err. If bytes were
-// still queued for it, a send has failed, and the log says how much is lost;
-// the handler hears of it through OnSendError, before OnDisconnect.
+// still queued for it, a send has failed: the handler hears of it through
+// OnSendError, and logs it if it cares to (echo does), before OnDisconnect.
+// closeClient's line says how much is lost.
 func broken(slot int, clients []client, err error) {
 	c := &clients[slot]
 	if c.queue.Len() > 0 {
-		log.Printf("client fd=%d from %s: send failed: %v (%d bytes not sent)", c.fd, c.addr, err, c.queue.Len())
 		c.handler.OnSendError(err)
 	}
 	closeClient(slot, clients, err.Error())

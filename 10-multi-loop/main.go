@@ -6,8 +6,9 @@
 // The first loop also watches the listeners; it accepts every client and
 // hands each to the loops in turn (round robin). To hand over, it posts a
 // function to the owner's queue and wakes the owner from kevent with an
-// EVFILT_USER event (NOTE_TRIGGER); a handler's worker goroutine reaches its
-// client the same way, through Client.Post.
+// EVFILT_USER event (NOTE_TRIGGER). A Send or Disconnect made off the
+// client's loop, by a handler's worker goroutine say, is handed over the
+// same way.
 //
 //	go run ./10-multi-loop                   # in one terminal
 //	nc localhost 8080                        # in others; the log names each one's loop
@@ -143,9 +144,10 @@ type Server struct {
 	buf       []byte   // what each read fills; lent to OnReceive
 	chunks    chunkPool
 
-	id    int       // which loop this is, for the logs
-	loops []*Server // every loop, the first first
-	next  int       // the first loop's round robin: where the next client goes
+	id     int       // which loop this is, for the logs
+	thread int       // the kernel's id of the loop's thread (see onLoop)
+	loops  []*Server // every loop, the first first
+	next   int       // the first loop's round robin: where the next client goes
 
 	mu     sync.Mutex // guards the work other goroutines post, and closed
 	posted []func()
@@ -163,6 +165,7 @@ var held atomic.Int32
 // between threads at will.
 func (s *Server) serve(maxClients int) {
 	runtime.LockOSThread()
+	s.thread = kqueue.ThreadID()
 	s.spare = openSpare()
 	s.clients = make([]client, maxClients)
 	for i := range s.clients {
@@ -265,7 +268,8 @@ func (s *Server) adopt(fd int, addr string) {
 // handler needs no locks, and must not block: while it runs, no other
 // client of its loop is served. (The handlers of other loops' clients run
 // at the same time, on their threads: what handlers share needs a lock.)
-// Send and Disconnect do not call back into a handler;
+// Work that would block belongs on a goroutine of its own, which may call
+// Send and Disconnect (see onLoop). They do not call back into a handler;
 // what they lead to is reported by the loop later. (One exception: if the
 // kernel refuses a registration, out of memory, the client is closed at
 // once, and its OnDisconnect runs inside the call.)
@@ -295,20 +299,28 @@ type Client struct {
 	gen  uint32
 }
 
-// Post runs f on the client's loop, soon, and may be called from any
-// goroutine; what is posted to a loop runs in the order posted, and is
-// dropped once the loop has stopped. Send, Disconnect and RemoteAddr touch
-// state only the client's loop may touch: call them in a callback, or in a
-// function given to Post. (Go gives a goroutine no identity that Send
-// could test, as a C++ loop compares thread ids, to hand the call over by
-// itself; go test -race catches a call from the wrong goroutine.)
-func (c Client) Post(f func()) { c.srv.post(f) }
+// onLoop tells whether its caller is this loop's goroutine, the only one
+// that may touch the loop's clients. Go gives a goroutine no identity to
+// compare, but the kernel gives each thread one, and the loop's goroutine
+// is locked to its thread (see serve), which runs no other goroutine: so
+// the caller is the loop if and only if it runs on the loop's thread.
+// That is one system call per question (ThreadID); a C++ loop such as
+// muduo's asks the same, and keeps its thread's id in thread-local storage,
+// which Go does not offer.
+func (s *Server) onLoop() bool { return kqueue.ThreadID() == s.thread }
 
 // Send sends p to the client, the article's sendData. It never blocks and
 // never drops a byte (see send), and it returns nothing: a send that fails
 // is found by the loop, which tells the handler through OnSendError. Once
-// the client is gone it does nothing.
+// the client is gone it does nothing. It may be called from any goroutine:
+// off the client's loop, it hands the bytes to the loop (see post), which
+// sends them in the order they were handed over.
 func (c Client) Send(p []byte) {
+	if !c.srv.onLoop() {
+		p = bytes.Clone(p) // the caller may reuse p as soon as Send returns
+		c.srv.post(func() { c.Send(p) })
+		return
+	}
 	if c.srv.lookup(c) != nil {
 		send(c.srv.kq, c.slot, c.srv.clients, p)
 	}
@@ -319,8 +331,13 @@ func (c Client) Send(p []byte) {
 // from it. Closing at once would call OnDisconnect from inside the callback
 // that called Disconnect; instead the read filter goes, and flush closes
 // the client when its queue is empty, called through EVFILT_WRITE, which
-// reports a socket with room straight away.
+// reports a socket with room straight away. Like Send, it may be called
+// from any goroutine, and is handed to the client's loop.
 func (c Client) Disconnect() {
+	if !c.srv.onLoop() {
+		c.srv.post(c.Disconnect)
+		return
+	}
 	cl := c.srv.lookup(c)
 	if cl == nil || cl.closing != "" {
 		return
@@ -338,7 +355,8 @@ func (c Client) Disconnect() {
 }
 
 // RemoteAddr is where the client connected from, "unix socket" for a client
-// of the UNIX listener, or "" once it is gone (after OnDisconnect).
+// of the UNIX listener, or "" once it is gone (after OnDisconnect). It reads
+// the loop's table, so call it on the client's loop: in a callback.
 func (c Client) RemoteAddr() string {
 	if cl := &c.srv.clients[c.slot]; cl.gen == c.gen {
 		return cl.addr
@@ -367,7 +385,7 @@ type echo struct{ Client }
 
 func (h echo) OnConnect()            { h.Send([]byte("welcome!\n")) }
 func (h echo) OnReceive(data []byte) { h.Send(data) }
-func (h echo) OnSendError(error)     {} // the server logs it
+func (h echo) OnSendError(err error) { log.Printf("client %s: send failed: %v", h.RemoteAddr(), err) }
 func (h echo) OnDisconnect()         {}
 
 // goodbye is the article's demo: it reports each client, logs what arrives,
@@ -387,32 +405,30 @@ func (h goodbye) OnSendError(err error) { log.Printf("Client %s: send failed: %v
 func (h goodbye) OnDisconnect()         { log.Printf("Client %s disconnected.", h.host()) }
 
 // later is echo answered elsewhere, as by a handler that asks a database:
-// each client's bytes go to a worker goroutine of its own, which posts each
-// reply back to the client's loop, in order, to be sent.
+// each client's bytes go to a worker goroutine of its own, which sends each
+// reply from there; Send hands it to the client's loop, in order. The
+// greeting and OnSendError are echo's.
 type later struct {
-	Client
+	echo
 	work chan []byte
 }
 
 func newLater(c Client) Handler {
-	h := later{c, make(chan []byte, 16)}
+	h := later{echo{c}, make(chan []byte, 16)}
 	go h.answer()
 	return h
 }
 
-func (h later) OnConnect() { h.Send([]byte("welcome!\n")) }
-
 // OnReceive hands the worker a copy (data is lent); it waits only while the
 // worker, which never waits for the loop, is 16 pieces behind.
 func (h later) OnReceive(data []byte) { h.work <- bytes.Clone(data) }
-func (h later) OnSendError(error)     {} // the server logs it
 func (h later) OnDisconnect()         { close(h.work) }
 
-// answer is the worker. A reply posted after the client has gone is dropped
-// by Send.
+// answer is the worker. A reply sent after the client has gone is dropped,
+// by the loop.
 func (h later) answer() {
 	for data := range h.work {
-		h.Post(func() { h.Send(data) })
+		h.Send(data)
 	}
 }
 
@@ -925,12 +941,12 @@ func sweep(clients []client, idle time.Duration) {
 }
 
 // broken closes a client whose connection failed with err. If bytes were
-// still queued for it, a send has failed, and the log says how much is lost;
-// the handler hears of it through OnSendError, before OnDisconnect.
+// still queued for it, a send has failed: the handler hears of it through
+// OnSendError, and logs it if it cares to (echo does), before OnDisconnect.
+// closeClient's line says how much is lost.
 func broken(slot int, clients []client, err error) {
 	c := &clients[slot]
 	if c.queue.Len() > 0 {
-		log.Printf("client fd=%d from %s: send failed: %v (%d bytes not sent)", c.fd, c.addr, err, c.queue.Len())
 		c.handler.OnSendError(err)
 	}
 	closeClient(slot, clients, err.Error())

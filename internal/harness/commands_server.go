@@ -18,14 +18,20 @@ package harness
 //	                       and PORT (its parts), ADDR4 and ADDR6 (first IPv4 and IPv6
 //	                       TCP listener) and SOCK (first UNIX socket), for the
 //	                       listeners seen so far. A server still running at the end
-//	                       of the script is killed; that is fine, but if it logged a
-//	                       panic or a data race (under go test -race) the script fails.
+//	                       of the script is asked to stop (SIGTERM), then killed; that
+//	                       is fine, but if it logged a panic or a data race (under go
+//	                       test -race) the script fails.
 //	listening tcp4|tcp6|unix
 //	                       wait for a `listening on` line of that kind and set its
 //	                       variable (for servers with more than one listener)
-//	signal [INT|TERM]      send the signal (default INT), wait for the server to exit
+//	signal [-elsewhere] [INT|TERM]
+//	                       send the signal (default INT), wait for the server to exit
 //	                       and require exit status 0; `! signal` requires non-zero.
 //	                       (Not `stop`: that is testscript's, and ends the script.)
+//	                       The kernel gives a process's signal to any one of its
+//	                       threads; -elsewhere chooses one that is not asleep in
+//	                       write(2), so that no blocked write is cut short by it
+//	                       (Linux; elsewhere the kernel still chooses).
 //	log [-count N] REGEXP  the server's stderr has a line matching REGEXP: waits for it
 //	                       (the server logs as it goes); with -count, exactly N such
 //	                       lines. `! log REGEXP`: no such line now (use after signal
@@ -138,6 +144,7 @@ type session struct {
 	t       testscript.T
 	stage   stage
 	binary  string
+	trace   string // KQUEUE_TRACE for the servers serve starts, if not empty
 	server  *server
 	clients map[string]*client
 	idle    []*idleConn
@@ -214,6 +221,9 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	srv.cmd = exec.Command(s.binary, args...)
 	srv.cmd.Args[0] = "server" // as a learner types it, in the server's own messages
 	srv.cmd.Dir = ts.MkAbs(".")
+	if s.trace != "" {
+		srv.cmd.Env = append(os.Environ(), "KQUEUE_TRACE="+s.trace)
+	}
 	stdout := srv.pipe(ts, &srv.cmd.Stdout, srv.readStdout)
 	stderr := srv.pipe(ts, &srv.cmd.Stderr, srv.readStderr)
 	ts.Check(srv.cmd.Start())
@@ -365,11 +375,22 @@ func (srv *server) lastWords() string {
 	return b.String()
 }
 
+// kill stops a server still running when its script ends. It asks first,
+// with SIGTERM, as a learner's Ctrl-C would: a server that exits by itself
+// runs its shutdown (which may report a data race under -race), and a
+// server built for coverage (go test -cover, as the mutation tester runs it)
+// writes its profile, which a killed process never does. One that has not
+// gone within the deadline is killed.
 func (srv *server) kill() {
-	if srv.cmd.Process != nil && !srv.hasExited() {
-		srv.cmd.Process.Kill()
-		srv.waitUntil(func() bool { return srv.exited && srv.stderrEOF })
+	if srv.cmd.Process == nil || srv.hasExited() {
+		return
 	}
+	gone := func() bool { return srv.exited && srv.stderrEOF }
+	if srv.cmd.Process.Signal(syscall.SIGTERM) == nil && srv.waitUntil(gone) {
+		return
+	}
+	srv.cmd.Process.Kill()
+	srv.waitUntil(gone)
 }
 
 // setListenerVars sets ADDR, HOST, PORT, ADDR4, ADDR6 and SOCK from the
@@ -453,13 +474,17 @@ func runningServer(ts *testscript.TestScript, cmd string) *server {
 }
 
 func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
+	elsewhere := len(args) > 0 && args[0] == "-elsewhere"
+	if elsewhere {
+		args = args[1:]
+	}
 	sig, name := syscall.SIGINT, "INT"
 	if len(args) > 0 {
 		name = strings.TrimPrefix(args[0], "SIG")
 	}
 	switch {
 	case len(args) > 1:
-		ts.Fatalf("usage: signal [INT|TERM]")
+		ts.Fatalf("usage: signal [-elsewhere] [INT|TERM]")
 	case name == "INT":
 	case name == "TERM":
 		sig = syscall.SIGTERM
@@ -470,7 +495,17 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	if srv.hasExited() {
 		ts.Fatalf("signal: the server has already exited")
 	}
-	ts.Check(srv.cmd.Process.Signal(sig))
+	if elsewhere {
+		pid := srv.cmd.Process.Pid
+		tid := threadNotInWrite(pid)
+		if tid == 0 {
+			ts.Logf("signal: no thread of the server to choose here; the kernel chooses")
+			tid = pid
+		}
+		ts.Check(tgkill(pid, tid, sig))
+	} else {
+		ts.Check(srv.cmd.Process.Signal(sig))
+	}
 	exited := srv.waitUntil(func() bool { return srv.exited && srv.stderrEOF })
 	if !exited {
 		srv.kill()

@@ -101,6 +101,19 @@ func threadInWrite(pid int) (tid int, ok bool) {
 	return 0, false
 }
 
+// threadNotInWrite finds a thread of process pid other than the one
+// threadInWrite finds, or 0 without /proc.
+func threadNotInWrite(pid int) int {
+	writer, _ := threadInWrite(pid)
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, task := range tasks {
+		if tid, err := strconv.Atoi(filepath.Base(task)); err == nil && tid != writer {
+			return tid
+		}
+	}
+	return 0
+}
+
 // logTailLocked is logTail for a caller that does not hold the lock.
 func (srv *server) logTailLocked() string {
 	srv.mu.Lock()

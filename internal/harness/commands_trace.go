@@ -18,13 +18,13 @@ package harness
 //	                       go on (SIGCONT): its timers keep counting meanwhile
 //
 // serve starts the server with the test's own environment, not the script's,
-// so testscript's env cannot reach it: tracing puts a two-line shell script
-// in front of the server instead, in $WORK/.tracing.
+// so testscript's env cannot reach it: tracing records the value in the
+// script's session and serve adds it to that environment. (An earlier
+// version wrote a shell script to run the server through; exec of a file
+// just written fails at random with ETXTBSY while a parallel test forks,
+// because the child holds the file's write descriptor until its own exec.)
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -54,24 +54,14 @@ func cmdFreeze(ts *testscript.TestScript, neg bool, args []string) {
 
 func cmdTracing(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "tracing", "")
-	if len(args) != 1 || strings.ContainsAny(args[0], "'\n") {
-		ts.Fatalf("usage: tracing VALUE (of KQUEUE_TRACE, without quotes)")
+	if len(args) != 1 || args[0] == "" {
+		ts.Fatalf("usage: tracing VALUE (of KQUEUE_TRACE)")
 	}
 	s := sessionOf(ts)
-	if strings.HasSuffix(s.binary, ".traced") {
+	if s.trace != "" {
 		ts.Fatalf("tracing: already set for this script")
 	}
-	// The server is run as "server" (a program that is the test binary
-	// too tells its role by that name), so the script runs it through a
-	// link of that name.
-	dir := ts.MkAbs(".tracing")
-	ts.Check(os.MkdirAll(dir, 0o755))
-	link := filepath.Join(dir, "server")
-	ts.Check(os.Symlink(s.binary, link))
-	wrapper := filepath.Join(dir, "server.traced")
-	script := fmt.Sprintf("#!/bin/sh\nKQUEUE_TRACE='%s' exec '%s' \"$@\"\n", args[0], link)
-	ts.Check(os.WriteFile(wrapper, []byte(script), 0o755))
-	s.binary = wrapper
+	s.trace = args[0]
 }
 
 var captureRef = regexp.MustCompile(`\$\{\w+\}`)

@@ -8,7 +8,13 @@ package harness
 // this test; update its edits to the new code.
 
 import (
+	"bytes"
 	"fmt"
+	"go/ast"
+	"go/format"
+	"go/parser"
+	"go/scanner"
+	"go/token"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,43 +23,56 @@ import (
 	"github.com/kqueue-workbook/workbook/internal/exercise"
 )
 
-// An edit replaces the one occurrence of old in the stage's main.go with
-// new, or appends new when old is empty.
-type edit struct{ old, new string }
+// An edit adds code to one function of a stage's main.go, next to a
+// statement found by what it is, not by how it is laid out: the statement
+// lies in the function fn and reads as at once comments, spaces and line
+// breaks are set aside. For a statement with a body (for, if, switch, a
+// case of a switch) at is only its head, up to the brace or the colon, and
+// into puts code first in that body; otherwise code goes right after the
+// statement. The result is formatted as gofmt would, so code need not be
+// indented.
+type edit struct {
+	fn   string
+	at   string
+	into bool
+	code string
+}
 
 // solutions holds one solution per exercise check, by stage and name.
 var solutions = map[string][]edit{
 	"02-kqueue-basic/data-field": {{
-		old: "\t\tfor _, ev := range events[:n] {\n",
-		new: "\t\tfor _, ev := range events[:n] {\n" +
-			"\t\t\tlog.Printf(\"event fd=%d filter=%d flags=%#x data=%d\", ev.Ident, ev.Filter, ev.Flags, ev.Data)\n",
+		fn: "serve", at: "for _, ev := range events[:n]", into: true,
+		code: `log.Printf("event fd=%d filter=%d flags=%#x data=%d", ev.Ident, ev.Filter, ev.Flags, ev.Data)`,
 	}},
 	"03-connpool/refuse-without-accepting": {
 		{
-			old: "\tevents := make([]kqueue.Kevent_t, 64)\n",
-			new: "\tevents := make([]kqueue.Kevent_t, 64)\n\tpaused := false\n",
+			fn: "serve", at: "events := make([]kqueue.Kevent_t, 64)",
+			code: `paused := false`,
 		},
 		{
 			// A listener event can come in the same batch as the accept
 			// that filled the pool: leave that newcomer queued too.
-			old: "\t\t\tcase listener:\n",
-			new: "\t\t\tcase listener:\n\t\t\t\tif slotOf(clients, free) < 0 {\n\t\t\t\t\tcontinue\n\t\t\t\t}\n",
+			fn: "serve", at: "case listener:", into: true,
+			code: `if slotOf(clients, free) < 0 {
+				continue
+			}`,
 		},
 		{
-			old: "\t\t\t\techo(fd, ev, buf, clients)\n\t\t\t}\n\t\t}\n",
-			new: "\t\t\t\techo(fd, ev, buf, clients)\n\t\t\t}\n\t\t}\n" +
-				"\t\tif full := slotOf(clients, free) < 0; full != paused {\n" +
-				"\t\t\tpaused = full\n" +
-				"\t\t\tflags := uint16(kqueue.EV_ENABLE)\n" +
-				"\t\t\tif full {\n" +
-				"\t\t\t\tflags = kqueue.EV_DISABLE\n" +
-				"\t\t\t}\n" +
-				"\t\t\tvar change kqueue.Kevent_t\n" +
-				"\t\t\tkqueue.EV_SET(&change, listener, kqueue.EVFILT_READ, flags, 0, 0, 0)\n" +
-				"\t\t\tif _, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil); err != nil {\n" +
-				"\t\t\t\tlog.Fatalf(\"kevent: listener: %v\", err)\n" +
-				"\t\t\t}\n" +
-				"\t\t}\n",
+			// Once the batch is handled, the pool is full or not: watch
+			// the listener accordingly.
+			fn: "serve", at: "for _, ev := range events[:n]",
+			code: `if full := slotOf(clients, free) < 0; full != paused {
+				paused = full
+				flags := uint16(kqueue.EV_ENABLE)
+				if full {
+					flags = kqueue.EV_DISABLE
+				}
+				var change kqueue.Kevent_t
+				kqueue.EV_SET(&change, listener, kqueue.EVFILT_READ, flags, 0, 0, 0)
+				if _, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil); err != nil {
+					log.Fatalf("kevent: listener: %v", err)
+				}
+			}`,
 		},
 	},
 }
@@ -113,23 +132,198 @@ func TestExerciseChecks(t *testing.T) {
 	}
 }
 
-// applyEdits makes the edits to the file, each of whose old text must occur
-// exactly once.
+// applyEdits makes the edits to the file, in order.
 func applyEdits(file string, edits []edit) error {
-	data, err := os.ReadFile(file)
+	src, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	src := string(data)
-	for _, e := range edits {
-		if e.old == "" {
-			src += e.new
-			continue
-		}
-		if n := strings.Count(src, e.old); n != 1 {
-			return fmt.Errorf("%q occurs %d times in %s, not once: the stage changed; update the edit", e.old, n, file)
-		}
-		src = strings.Replace(src, e.old, e.new, 1)
+	if src, err = patchAll(src, edits); err != nil {
+		return fmt.Errorf("%s: %v", file, err)
 	}
-	return os.WriteFile(file, []byte(src), 0o644)
+	return os.WriteFile(file, src, 0o644)
+}
+
+// patch makes one edit to the Go source src and returns the result,
+// formatted. The statement the edit names must be in its function exactly
+// once.
+func patch(src []byte, e edit) ([]byte, error) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "main.go", src, parser.SkipObjectResolution)
+	if err != nil {
+		return nil, err
+	}
+	var fn *ast.FuncDecl
+	for _, d := range f.Decls {
+		if d, ok := d.(*ast.FuncDecl); ok && d.Recv == nil && d.Name.Name == e.fn {
+			fn = d
+		}
+	}
+	if fn == nil || fn.Body == nil {
+		return nil, fmt.Errorf("there is no func %s: the stage changed; update the edit", e.fn)
+	}
+	offset := func(p token.Pos) int { return fset.Position(p).Offset }
+
+	want := tokens([]byte(e.at))
+	var found []int // where the code goes, for each statement that matches
+	ast.Inspect(fn.Body, func(n ast.Node) bool {
+		s, ok := n.(ast.Stmt)
+		if !ok {
+			return true
+		}
+		headEnd, bodyStart := head(s)
+		if tokens(src[offset(s.Pos()):offset(headEnd)]) != want {
+			return true
+		}
+		switch {
+		case !e.into:
+			found = append(found, offset(s.End()))
+		case bodyStart.IsValid():
+			found = append(found, offset(bodyStart))
+		default:
+			found = append(found, -1) // matched, but has no body to go into
+		}
+		return true
+	})
+	if len(found) != 1 {
+		return nil, fmt.Errorf("%q is in func %s %d times, not once: the stage changed; update the edit", e.at, e.fn, len(found))
+	}
+	at := found[0]
+	if at < 0 {
+		return nil, fmt.Errorf("%q in func %s has no body to put code into", e.at, e.fn)
+	}
+	var out bytes.Buffer
+	out.Write(src[:at])
+	out.WriteString("\n" + e.code)
+	out.Write(src[at:])
+	return format.Source(out.Bytes())
+}
+
+// head returns where the head of statement s ends and, if s has a body,
+// where the body's statements begin. A statement without a body is all head.
+func head(s ast.Stmt) (end, body token.Pos) {
+	var block *ast.BlockStmt
+	switch s := s.(type) {
+	case *ast.ForStmt:
+		block = s.Body
+	case *ast.RangeStmt:
+		block = s.Body
+	case *ast.IfStmt:
+		block = s.Body
+	case *ast.SwitchStmt:
+		block = s.Body
+	case *ast.TypeSwitchStmt:
+		block = s.Body
+	case *ast.SelectStmt:
+		block = s.Body
+	case *ast.CaseClause:
+		return s.Colon + 1, s.Colon + 1
+	case *ast.CommClause:
+		return s.Colon + 1, s.Colon + 1
+	default:
+		return s.End(), token.NoPos
+	}
+	return block.Lbrace, block.Lbrace + 1
+}
+
+// tokens returns the Go tokens of src, one space between each, leaving out
+// comments and the semicolons that line breaks imply: two pieces of code
+// that differ only in layout and comments have the same tokens.
+func tokens(src []byte) string {
+	var s scanner.Scanner
+	fset := token.NewFileSet()
+	s.Init(fset.AddFile("", -1, len(src)), src, nil, 0)
+	var toks []string
+	for {
+		_, tok, lit := s.Scan()
+		switch {
+		case tok == token.EOF:
+			return strings.Join(toks, " ")
+		case tok == token.SEMICOLON && lit == "\n":
+			// implied by a line break: layout, not code
+		case lit != "":
+			toks = append(toks, lit)
+		default:
+			toks = append(toks, tok.String())
+		}
+	}
+}
+
+// The solutions do not depend on the layout of the code they patch: each
+// applies the same to its stage's main.go as to a copy laid out otherwise,
+// with a comment and a line break after every token that can have one, and
+// the two results are the same code.
+func TestSolutionsIgnoreLayout(t *testing.T) {
+	root := mustRoot(t)
+	for key, edits := range solutions {
+		stageName, _, _ := strings.Cut(key, "/")
+		src, err := os.ReadFile(filepath.Join(root, stageName, "main.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := patchAll(src, edits)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		relaid, err := patchAll(relayout(src), edits)
+		if err != nil {
+			t.Fatalf("%s, relaid: %v", key, err)
+		}
+		if tokens(plain) != tokens(relaid) {
+			t.Errorf("%s patches its stage laid out otherwise into other code:\n%s", key, relaid)
+		}
+	}
+}
+
+// patchAll makes the edits to src, in order.
+func patchAll(src []byte, edits []edit) ([]byte, error) {
+	var err error
+	for _, e := range edits {
+		if src, err = patch(src, e); err != nil {
+			return nil, err
+		}
+	}
+	return src, nil
+}
+
+// relayout returns src with a comment at the end of every line of code, and
+// a line break after every token that one may follow without ending the
+// statement (the Go specification, Semicolons): the same code, laid out as
+// nobody would.
+func relayout(src []byte) []byte {
+	var s scanner.Scanner
+	fset := token.NewFileSet()
+	file := fset.AddFile("", -1, len(src))
+	s.Init(file, src, nil, scanner.ScanComments)
+	var out bytes.Buffer
+	end, last := 0, token.ILLEGAL // where the token before ends, and what it is
+	lineComment := false          // whether it is a // comment
+	for {
+		pos, tok, lit := s.Scan()
+		if tok == token.SEMICOLON && lit == "\n" {
+			continue // not in the source: the scanner's, for a line break
+		}
+		off := file.Offset(pos)
+		gap := src[end:off]
+		if end > 0 && bytes.ContainsRune(gap, '\n') && !lineComment {
+			out.WriteString(" /* relaid */")
+		}
+		switch last {
+		case token.ILLEGAL, token.COMMENT, token.IDENT, token.INT, token.FLOAT, token.IMAG, token.CHAR, token.STRING,
+			token.BREAK, token.CONTINUE, token.FALLTHROUGH, token.RETURN,
+			token.INC, token.DEC, token.RPAREN, token.RBRACK, token.RBRACE:
+			// a line break here would end the statement
+		default:
+			out.WriteString("\n")
+		}
+		out.Write(gap)
+		if tok == token.EOF {
+			return out.Bytes()
+		}
+		if lit == "" {
+			lit = tok.String()
+		}
+		out.WriteString(lit)
+		end, last, lineComment = off+len(lit), tok, strings.HasPrefix(lit, "//")
+	}
 }

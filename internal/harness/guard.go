@@ -14,6 +14,11 @@ package harness
 // deadline and says so on stderr, so the script fails on what the server did
 // instead, such as a `listening on` line where `! stdout .` wanted none. The
 // serve command starts servers meant to keep running, without the limit.
+//
+// Every server also goes when the test that started it goes. A test binary
+// that is killed (go test -timeout, or a mutation tester's own timeout)
+// cleans up nothing, and its servers would live on, orphans, some of them
+// (a mutant's) spinning on a CPU until the machine is rebooted.
 
 import (
 	"flag"
@@ -31,6 +36,7 @@ const timeLimitEnv = "WORKBOOK_TIME_LIMIT"
 
 // runServer is the test binary run as `server`.
 func runServer() {
+	go exitWithParent(os.Getppid())
 	if limit := os.Getenv(timeLimitEnv); limit != "" {
 		os.Unsetenv(timeLimitEnv)
 		d, err := time.ParseDuration(limit)
@@ -55,4 +61,17 @@ func runServer() {
 func withoutTestFlags() {
 	flag.CommandLine = flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	flag.CommandLine.Usage = func() { flag.Usage() }
+}
+
+// exitWithParent ends the server once its parent, the test, has gone: an
+// orphan is given a new parent, so its parent's process id changes. Polling
+// is crude but portable (Linux's PR_SET_PDEATHSIG has no match on the BSDs),
+// and a quarter of a second is soon enough for a process nobody talks to.
+func exitWithParent(parent int) {
+	for range time.Tick(250 * time.Millisecond) {
+		if os.Getppid() != parent {
+			fmt.Fprintln(os.Stderr, "[the test that started this server has gone; the server exits]")
+			os.Exit(3)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -323,5 +324,40 @@ func TestParsePSTime(t *testing.T) {
 		if got, err := parsePSTime(in); err != nil || got != want {
 			t.Errorf("%q: got %v, %v; want %v", in, got, err, want)
 		}
+	}
+}
+
+func TestPerfGroups(t *testing.T) {
+	// The last full run's servers: 64 threads in all, 360 tracepoints, and
+	// a hard limit of 20,000 open files. One session would need 26,344.
+	threads := []int{6, 7, 6, 6, 6, 8, 8, 9, 8}
+	if n := perfFiles(threads, 360); n != 26344 {
+		t.Fatalf("perfFiles = %d, want 26344", n)
+	}
+	groups, tooBig := perfGroups(threads, 360, 20000)
+	want := [][]int{{0, 1, 2, 3, 4, 5, 6}, {7, 8}}
+	if len(tooBig) != 0 || len(groups) != len(want) {
+		t.Fatalf("got groups %v, too big %v; want %v", groups, tooBig, want)
+	}
+	for i := range want {
+		if !slices.Equal(groups[i], want[i]) {
+			t.Errorf("group %d: got %v, want %v", i, groups[i], want[i])
+		}
+		var ts []int
+		for _, j := range groups[i] {
+			ts = append(ts, threads[j])
+		}
+		if n := perfFiles(ts, 360); n > 20000 {
+			t.Errorf("group %d needs %d open files, over the limit", i, n)
+		}
+	}
+	// Everything fits: one session.
+	if groups, _ := perfGroups(threads, 10, 20000); len(groups) != 1 || len(groups[0]) != len(threads) {
+		t.Errorf("10 tracepoints: got %v, want one group of all", groups)
+	}
+	// A server too big on its own is left out, the others still grouped.
+	groups, tooBig = perfGroups([]int{2, 60, 2}, 360, 20000)
+	if !slices.Equal(tooBig, []int{1}) || len(groups) != 1 || !slices.Equal(groups[0], []int{0, 2}) {
+		t.Errorf("got groups %v, too big %v; want [[0 2]], [1]", groups, tooBig)
 	}
 }

@@ -518,11 +518,6 @@ func (r *runner) syscalls(targets []*target) {
 		r.prog.skip(len(live) * r.plan.SyscallReps)
 		return
 	}
-	type running struct {
-		t *target
-		p *proc
-		g *generator
-	}
 	var rs []running
 	defer func() {
 		for _, x := range rs {
@@ -577,14 +572,60 @@ func (r *runner) syscalls(targets []*target) {
 		}
 		return
 	}
-	var pids []int
+	// One perf session for all servers if its counters fit in the open-file
+	// limit (raised as far as this process may), otherwise as few sessions
+	// as fit, one after another.
+	perThread := counter.perThread(r.plan.SyscallEvents)
+	var nthreads []int
 	for _, x := range rs {
+		nthreads = append(nthreads, threads(x.p.pid()))
+	}
+	limit, err := openFileLimit(perfFiles(nthreads, perThread))
+	if err != nil {
+		for _, x := range rs {
+			results[x.t.Name].Note = "perf: open-file limit: " + err.Error()
+		}
+		return
+	}
+	groups, tooBig := perfGroups(nthreads, perThread, limit)
+	for _, i := range tooBig {
+		results[rs[i].t.Name].Note = fmt.Sprintf("perf: %d threads × %d tracepoints need %d open files, more than the limit of %d (ulimit -Hn)",
+			nthreads[i], perThread, perfFiles(nthreads[i:i+1], perThread), limit)
+	}
+	if len(groups) > 1 {
+		r.note("perf: the counters of all %d servers need %d open files and the limit is %d: %d perf sessions, one after another",
+			len(rs), perfFiles(nthreads, perThread), limit, len(groups))
+	}
+	r.prog.skip(len(tooBig) * r.plan.SyscallReps)
+	for _, g := range groups {
+		var grp []running
+		for _, i := range g {
+			grp = append(grp, rs[i])
+		}
+		r.perfRuns(counter, grp, results, record, echo)
+	}
+}
+
+// A running server of the system-call experiment, its clients connected.
+type running struct {
+	t *target
+	p *proc
+	g *generator
+}
+
+// perfRuns is one perf session over the servers of grp: each echoes
+// SyscallReps times, taking turns, and each run's counts are the burst of
+// calls it made.
+func (r *runner) perfRuns(counter *syscallCounter, grp []running, results map[string]*SyscallResult,
+	record func(*target, map[string]int64, int64), echo func(running) (int64, error)) {
+	var pids []int
+	for _, x := range grp {
 		pids = append(pids, x.p.pid())
 	}
 	r.prog.say(fmt.Sprintf("system calls: attaching perf to %d servers (%s)", len(pids), r.plan.SyscallEvents))
 	sess, err := counter.startSession(pids, r.plan.SyscallEvents)
 	if err != nil {
-		for _, x := range rs {
+		for _, x := range grp {
 			results[x.t.Name].Note = "perf: " + err.Error()
 		}
 		return
@@ -595,7 +636,7 @@ func (r *runner) syscalls(targets []*target) {
 	}
 	var runs []run
 	for rep := range r.plan.SyscallReps {
-		for _, x := range rs {
+		for _, x := range grp {
 			r.prog.step(x.t.Name, fmt.Sprintf("system calls (perf), %d/%d", rep+1, r.plan.SyscallReps))
 			done, err := echo(x)
 			if err != nil {

@@ -103,7 +103,7 @@ var experiments = []string{"idle", "syscalls", "throughput", "openloop"}
 const defaultPeers = "net,gnet,epoll"
 
 func main() {
-	mode := flag.String("mode", "full", "`full` (a few minutes) or quick (under a minute, a smoke test)")
+	mode := flag.String("mode", "full", "`full` (about 15 minutes on two CPUs) or quick (under a minute, a smoke test)")
 	stages := flag.String("stages", strings.Join(benchStages, ","), "workbook stages to measure, comma-separated")
 	peers := flag.String("peers", defaultPeers, "peer servers to measure, comma-separated (net, gnet, epoll)")
 	only := flag.String("only", strings.Join(experiments, ","), "experiments to run, comma-separated")

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -108,16 +110,67 @@ func syscallTracepoints() (int, string) {
 // printing the counts of all of them together every interval. Opening and
 // closing a tracepoint counter takes the kernel tens of milliseconds on a
 // busy virtual machine, several hundred of them half a minute, so the whole
-// experiment shares one session. Only one server is busy at a time and the
+// experiment shares one session where the open-file limit allows it (see
+// perfFiles), and as few as fit otherwise. Only one server is busy at a time and the
 // others make next to no calls, so each burst of activity in the intervals
 // is one run of one server; runs are separated by quiet gaps.
 type perfSession struct {
 	cmd    *exec.Cmd
 	exited chan error
 	out    string
+	stderr bytes.Buffer
 }
 
 const perfInterval = 200 * time.Millisecond
+
+// perThread is how many counters perf opens per thread for events: one per
+// tracepoint.
+func (c *syscallCounter) perThread(events string) int {
+	if events == "syscalls:sys_enter_*" {
+		return c.events
+	}
+	return len(strings.Split(events, ","))
+}
+
+// perfFiles is how many file descriptors a perf session needs for servers
+// of so many threads each. perf opens one counter, a descriptor, per
+// tracepoint and thread, so all 360 or so tracepoints on nine servers of six
+// to nine threads come to over 23,000. Threads started after perf has
+// attached inherit the counters without new descriptors; the room of one
+// thread per server is for one started while perf attaches, the 64 for
+// perf's own files.
+func perfFiles(threads []int, perThread int) uint64 {
+	n := 64
+	for _, t := range threads {
+		n += perThread * (t + 1)
+	}
+	return uint64(n)
+}
+
+// perfGroups splits servers, given their thread counts, into groups whose
+// perf sessions each fit in limit open files, filling each group in order
+// before starting the next. A server that does not fit even alone is left
+// out and returned in tooBig.
+func perfGroups(threads []int, perThread int, limit uint64) (groups [][]int, tooBig []int) {
+	var cur []int
+	var curThreads []int
+	for i, t := range threads {
+		if perfFiles([]int{t}, perThread) > limit {
+			tooBig = append(tooBig, i)
+			continue
+		}
+		if perfFiles(append(slices.Clone(curThreads), t), perThread) > limit {
+			groups = append(groups, cur)
+			cur, curThreads = nil, nil
+		}
+		cur = append(cur, i)
+		curThreads = append(curThreads, t)
+	}
+	if cur != nil {
+		groups = append(groups, cur)
+	}
+	return groups, tooBig
+}
 
 // startSession attaches perf to every process in pids and waits until it
 // has opened its counters.
@@ -130,20 +183,17 @@ func (c *syscallCounter) startSession(pids []int, events string) (*perfSession, 
 		list = append(list, strconv.Itoa(p))
 		want += threads(p)
 	}
-	if events == "syscalls:sys_enter_*" {
-		want *= c.events
-	} else {
-		want *= len(strings.Split(events, ","))
-	}
+	want *= c.perThread(events)
 	s.cmd = exec.Command(c.perf, "stat", "-I", strconv.Itoa(int(perfInterval/time.Millisecond)), "-x", ",", "-e", events,
 		"-p", strings.Join(list, ","), "-o", s.out)
+	s.cmd.Stderr = &s.stderr
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
 	go func() { s.exited <- s.cmd.Wait() }()
 	if err := waitAttached(s.cmd.Process.Pid, want, s.exited); err != nil {
 		s.stop()
-		return nil, err
+		return nil, fmt.Errorf("%v: %s", err, firstLine(s.stderr.String(), errors.New("nothing on stderr")))
 	}
 	time.Sleep(2 * perfInterval) // a quiet start
 	return s, nil

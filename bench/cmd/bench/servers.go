@@ -370,6 +370,37 @@ func fitFileLimit(p *plan) (notes []string, err error) {
 
 func setLimit[T int64 | uint64](field *T, v uint64) { *field = T(v) }
 
+// openFileLimit raises the open-file limit to need, soft and hard, for
+// this process and every process it starts from now on, or as far towards
+// need as it may: raising the hard limit takes CAP_SYS_RESOURCE (root has it
+// outside containers that drop it), and without it the soft limit goes up to
+// the hard one. It returns the limit a child now gets.
+func openFileLimit(need uint64) (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	// Set the limit even when it is already high enough: Go raises its own
+	// soft limit when it starts, but hands a child the soft limit it was
+	// started with unless the program has set the limit itself. (perf raises
+	// its soft limit to the hard one when it runs out, so for perf the hard
+	// limit is the one that counts.)
+	if hard := uint64(lim.Max); hard < need {
+		raised := lim
+		setLimit(&raised.Cur, need)
+		setLimit(&raised.Max, need)
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised) == nil {
+			return need, nil
+		}
+		lim.Cur = lim.Max
+		return hard, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if uint64(lim.Cur) < need {
+		setLimit(&lim.Cur, need)
+	}
+	return uint64(lim.Cur), syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}
+
 // loadAverage is the 1-minute load average, where /proc tells it.
 func loadAverage() string {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
