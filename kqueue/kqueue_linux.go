@@ -121,27 +121,11 @@ func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 	// In a steady loop there are no changes, nothing pending and no
 	// socket waiting to connect: no need to lock before the wait.
 	if len(changes) > 0 || q.npending.Load() > 0 || q.unconnected.Load() > 0 {
-		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
-			return -1, unix.EBADF
-		}
 		var stop bool
-		n, stop, err = q.applyChanges(changes, events)
+		n, delivered, stop, err = q.beforeWait(changes, events)
 		if stop {
-			q.mu.Unlock()
 			return n, err
 		}
-		if q.unconnected.Load() > 0 {
-			q.lookAgainAll()
-		}
-		// Events that fired in an earlier call but did not fit come
-		// first.
-		if len(q.pending) > 0 {
-			n = q.deliverPending(events, 0)
-			delivered = q.call
-		}
-		q.mu.Unlock()
 	}
 
 	if n == len(events) {
@@ -174,22 +158,7 @@ func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 			// changes already applied.
 			return -1, err
 		}
-		q.mu.Lock()
-		if !q.closed {
-			// A knote already reported from the pending list is
-			// not reported again in the same call.
-			q.skip = delivered
-			var stale uint64
-			n, stale = q.translate(buf[:got], events, n)
-			q.skip = 0
-			// Another caller may have left events it had no room
-			// for; the wake eventfd woke this one for them.
-			if len(q.pending) > 0 && n < len(events) {
-				n = q.deliverPending(events, n)
-			}
-			q.afterWait(epoch, stale)
-		}
-		q.mu.Unlock()
+		n = q.collect(buf[:got], events, n, delivered, epoch)
 		// Every epoll event may have been for a knote that is gone by
 		// now (deleted, or a descriptor closed behind our back). Then
 		// nothing has happened yet as far as the caller can tell, so
@@ -198,6 +167,58 @@ func kevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (n int, 
 			return n, nil
 		}
 	}
+}
+
+// The two parts of kevent that hold the queue's lock are functions of their
+// own so that they can unlock in a defer: were a bug in the package to panic
+// there, the panic must reach the caller as a panic, not hang the caller's
+// own deferred Close on a lock nobody will release.
+
+// beforeWait applies the changes, then takes the events an earlier call
+// left in the pending list for want of room: they come first. stop says
+// that kevent returns n and err at once, without waiting.
+func (q *queue) beforeWait(changes, events []Kevent_t) (n int, delivered uint64, stop bool, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return -1, 0, true, unix.EBADF
+	}
+	n, stop, err = q.applyChanges(changes, events)
+	if stop {
+		return n, 0, true, err
+	}
+	if q.unconnected.Load() > 0 {
+		q.lookAgainAll()
+	}
+	if len(q.pending) > 0 {
+		n = q.deliverPending(events, 0)
+		delivered = q.call
+	}
+	return n, delivered, false, err
+}
+
+// collect turns what epoll reported into events after the n already in
+// events, and returns the new count. delivered names the knotes this call
+// took from the pending list (see beforeWait); epoch is the instance the
+// wait started on.
+func (q *queue) collect(ready []unix.EpollEvent, events []Kevent_t, n int, delivered uint64, epoch uint32) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return n
+	}
+	// A knote already reported from the pending list is not reported
+	// again in the same call.
+	q.skip = delivered
+	n, stale := q.translate(ready, events, n)
+	q.skip = 0
+	// Another caller may have left events it had no room for; the wake
+	// eventfd woke this one for them.
+	if len(q.pending) > 0 && n < len(events) {
+		n = q.deliverPending(events, n)
+	}
+	q.afterWait(epoch, stale)
+	return n
 }
 
 // Close closes the queue and frees everything the emulation keeps for it:
