@@ -190,13 +190,19 @@ func (q *queue) userTouch(kn *knote, c *Kevent_t, created bool) {
 }
 
 // userFill is EVFILT_USER's event: the knote's fflags and data; an EV_CLEAR
-// knote is reset once reported.
+// knote is reset once reported. Either kind reports only while it is still
+// triggered: its event may have waited in the pending list while a change
+// with EV_CLEAR reset it, and kqueue_scan() asks filt_user() again before
+// it reports a queued knote. A knote without EV_CLEAR keeps its trigger,
+// so its eventfd is polled rather than read.
 func (q *queue) userFill(ev *Kevent_t, kn *knote) bool {
 	ev.Fflags, ev.Data = kn.sfflags, kn.sdata
 	if kn.flags&EV_CLEAR != 0 {
 		return q.readCount(kn.dfd) > 0
 	}
-	return true
+	q.pollBuf[0] = unix.PollFd{Fd: int32(kn.dfd), Events: unix.POLLIN}
+	n, err := poll(q.pollBuf[:], 0)
+	return err == nil && n > 0
 }
 
 func (q *queue) syncIdent(kn *knote) error {

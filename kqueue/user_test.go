@@ -156,24 +156,28 @@ func TestWaitersSurviveRebuild(t *testing.T) {
 // EV_CLEAR in a change resets a user event (filt_usertouch(),
 // EVENT_REGISTER, in kern_event.c), even one whose event is already queued
 // for the next call: kqueue_scan() asks filt_user() again before reporting
-// it, and it says no. The event is queued behind two others that take the
-// whole event list. XNU's filt_usertouch() ignores EV_CLEAR in a change.
+// it, and it says no. That holds for a user event added with EV_CLEAR and
+// for one added without it, which stays triggered only until such a reset.
+// The event is queued behind two others that take the whole event list.
+// XNU's filt_usertouch() ignores EV_CLEAR in a change.
 func TestUserResetDropsQueuedEvent(t *testing.T) {
 	t.Parallel()
-	kq := newQueue(t)
-	a, b := socketPair(t)
-	send(t, a, "x")
-	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
-	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD, 0, 2)
-	change(t, kq, 7, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 7)
-	trigger(t, kq, 7, kqueue.NOTE_TRIGGER, 0, 7)
-	if evs := waitAll(t, kq, 2); len(evs) != 2 || evs[0].Ident != uint64(b) || evs[1].Ident != uint64(b) {
-		t.Fatalf("got %s, want the socket's two filters first", describeAll(evs))
-	}
-	change(t, kq, 7, kqueue.EVFILT_USER, kqueue.EV_CLEAR, 0, 7)
-	for _, ev := range poll(t, kq, 4) {
-		if ev.Filter == kqueue.EVFILT_USER && runtime.GOOS != "darwin" {
-			t.Fatalf("got %s after the reset", describe(ev))
+	for _, flags := range []uint16{kqueue.EV_CLEAR, 0} {
+		kq := newQueue(t)
+		a, b := socketPair(t)
+		send(t, a, "x")
+		change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+		change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD, 0, 2)
+		change(t, kq, 7, kqueue.EVFILT_USER, kqueue.EV_ADD|flags, 0, 7)
+		trigger(t, kq, 7, kqueue.NOTE_TRIGGER, 0, 7)
+		if evs := waitAll(t, kq, 2); len(evs) != 2 || evs[0].Ident != uint64(b) || evs[1].Ident != uint64(b) {
+			t.Fatalf("flags %#x: got %s, want the socket's two filters first", flags, describeAll(evs))
+		}
+		change(t, kq, 7, kqueue.EVFILT_USER, kqueue.EV_CLEAR, 0, 7)
+		for _, ev := range poll(t, kq, 4) {
+			if ev.Filter == kqueue.EVFILT_USER && runtime.GOOS != "darwin" {
+				t.Fatalf("flags %#x: got %s after the reset", flags, describe(ev))
+			}
 		}
 	}
 }
