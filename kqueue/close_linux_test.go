@@ -243,3 +243,49 @@ func TestKqueueOutOfDescriptors(t *testing.T) {
 		}
 	}
 }
+
+// Where the kernel has epoll_pwait2, a timed wait goes on using it: its
+// answer, a timeout or events, is the answer, and only ENOSYS sends the
+// package to whole milliseconds for good. A wrong turn there would make
+// every later timeout under a millisecond sleep a whole one, where
+// kevent(2) sleeps no longer than the timespec asks. Not parallel: it
+// reads and sets the package's record of what the kernel lacks.
+func TestPwait2StaysInUse(t *testing.T) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(epfd)
+	if _, err := epollPwait2(epfd, nil, &unix.Timespec{}); err == unix.ENOSYS {
+		t.Skip("this kernel has no epoll_pwait2")
+	}
+	had := noPwait2.Load()
+	noPwait2.Store(false)
+	defer noPwait2.Store(had)
+	kq, err := Kqueue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(kq)
+	events := make([]Kevent_t, 1)
+	var c Kevent_t
+	EV_SET(&c, 1, EVFILT_TIMER, EV_ADD|EV_ONESHOT, NOTE_USECONDS, 1, 7)
+	for _, step := range []struct {
+		what    string
+		changes []Kevent_t
+		ts      unix.Timespec
+	}{
+		{"a timeout", nil, unix.Timespec{Nsec: 1000}},
+		{"an event", []Kevent_t{c}, unix.NsecToTimespec(10e9)},
+	} {
+		// EINTR (a signal to this thread) is an answer of the kernel's
+		// too, and no reason to give up epoll_pwait2.
+		n, err := Kevent(kq, step.changes, events, &step.ts)
+		if err != nil && err != unix.EINTR {
+			t.Fatalf("%s: Kevent = %d, %v", step.what, n, err)
+		}
+		if noPwait2.Load() {
+			t.Fatalf("after %s (Kevent = %d), the package no longer uses epoll_pwait2", step.what, n)
+		}
+	}
+}
