@@ -35,9 +35,13 @@ func registered(fd, epfd int) (same, ok bool) {
 	if kcmpMissing.Load() {
 		return false, false
 	}
-	// epfd may hold several registrations under the number fd (one of
-	// them a leftover, see rebuild_linux.go); toff counts through them.
-	for toff := uint32(0); toff < 4; toff++ {
+	// epfd may hold several registrations under the number fd: the
+	// current file's, and a leftover for each file that was closed under
+	// that number while a duplicate kept it open (see rebuild_linux.go).
+	// epoll orders them by the files' addresses in the kernel, so the
+	// current one may come after any number of leftovers: toff counts
+	// through them all, until kcmp says there is none further.
+	for toff := uint32(0); ; toff++ {
 		slot := [3]uint32{uint32(epfd), uint32(fd), toff} // struct kcmp_epoll_slot
 		r, _, errno := unix.Syscall6(unix.SYS_KCMP, pid, pid, kcmpEpollTfd, uintptr(fd), uintptr(unsafe.Pointer(&slot)), 0)
 		traceKcmp(fd, epfd, toff, r, errno)
@@ -54,7 +58,6 @@ func registered(fd, epfd int) (same, ok bool) {
 		}
 		return false, false
 	}
-	return false, true
 }
 
 // is reports whether stat describes the file st's filters were added for,

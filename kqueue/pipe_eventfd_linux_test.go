@@ -96,3 +96,42 @@ func TestEventfdReplacedIsNewFile(t *testing.T) {
 		t.Fatalf("data = %d, want 2", ev.Data)
 	}
 }
+
+// The same number reused again and again while the old files stay open
+// elsewhere: every new eventfd under the number is a new file whose filter
+// is the only one there (knote_fdclose() dropped the old file's at each
+// close), and later changes to it find it. On Linux each old file keeps a
+// registration under the number in the epoll instance (see
+// rebuild_linux.go), so the package has to tell the current file from a
+// pile of old ones, which epoll orders by their addresses in the kernel;
+// their counters stay 0, so none of them fires.
+func TestEventfdReplacedManyTimes(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	// Each eventfd stays open under its own descriptor (closed when the
+	// test ends) once its copy under fd is replaced.
+	fd, err := unix.Dup(eventfd(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLater(t, fd)
+	change(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0)
+	const files = 32
+	for i := 1; i < files; i++ {
+		if err := unix.Dup2(eventfd(t), fd); err != nil {
+			t.Fatal(err)
+		}
+		change(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, uint64(i))
+		// These fail (ENOENT) if the filter just added is taken for
+		// one of an old file's.
+		change(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, 0, uint64(i))
+		change(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, 0, 0)
+		change(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, uint64(i))
+	}
+	addToEventfd(t, fd, 3)
+	ev := waitOne(t, kq)
+	expect(t, ev, fd, kqueue.EVFILT_READ, 0, files-1)
+	if ev.Data != 3 {
+		t.Fatalf("data = %d, want 3", ev.Data)
+	}
+}
