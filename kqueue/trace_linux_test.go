@@ -339,3 +339,40 @@ func TestTraceSteadyLoopCost(t *testing.T) {
 		t.Fatalf("system calls for three steady calls: %v, want 3 epoll_wait and 3 ioctl\n%s", calls, strings.Join(lines, "\n"))
 	}
 }
+
+// A failed epoll_pwait2 is traced as a failure and nothing more: -1 and the
+// error, with no list of ready descriptors, for none came back. Here the
+// queue's descriptor was closed with unix.Close, behind the package's back,
+// so the wait fails with EBADF, as kevent(2) on a closed kq does. Not
+// parallel: while it runs no other test can open a file under the freed
+// number.
+func TestTraceFailedWait(t *testing.T) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = epollPwait2(epfd, nil, &unix.Timespec{})
+	unix.Close(epfd)
+	if err == unix.ENOSYS {
+		t.Skip("this kernel has no epoll_pwait2")
+	}
+	kq, err := Kqueue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(kq)
+	lines := withTrace(t, 2, func() {
+		unix.Close(kq)
+		ts := unix.NsecToTimespec(10e9)
+		if n, err := Kevent(kq, nil, make([]Kevent_t, 1), &ts); n != -1 || err != unix.EBADF {
+			t.Errorf("Kevent = %d, %v; want -1, EBADF", n, err)
+		}
+	})
+	re := regexp.MustCompile(`^ *\d+\.\d{6}          epoll_pwait2\(` + strconv.Itoa(kq) + `, 1, \d+\.\d{6}s\) = -1 EBADF in \d\.\d{6}s$`)
+	for _, line := range lines {
+		if re.MatchString(line) {
+			return
+		}
+	}
+	t.Fatalf("no line matches\n%s\nin\n%s", re, strings.Join(lines, "\n"))
+}
