@@ -278,6 +278,14 @@ func TestTraceLevel2NamesEverySystemCall(t *testing.T) {
 			t.Errorf("no line\n\t%s", want)
 		}
 	}
+	// The clock named is the timer's own: the wall clock for the
+	// NOTE_ABSTIME timer, the monotonic one for the relative timer.
+	for _, timer := range []struct{ ident, clock string }{{"5", "CLOCK_REALTIME"}, {"1", "CLOCK_MONOTONIC"}} {
+		want := `(?m)^ *\d+\.\d{6} kq=\d+ +change ident=` + timer.ident + ` EVFILT_TIMER .*\n *\d+\.\d{6}          timerfd_create\(` + timer.clock + `, `
+		if !regexp.MustCompile(want).MatchString(all) {
+			t.Errorf("the change of timer %s is not followed by timerfd_create(%s, ...)", timer.ident, timer.clock)
+		}
+	}
 	if t.Failed() {
 		t.Logf("the trace:\n%s", all)
 	}
