@@ -297,6 +297,34 @@ func TestReadClear(t *testing.T) {
 	noEvent(t, kq)
 }
 
+// An EV_CLEAR event that fired but found no room waits in the queue, and
+// the filter is asked again before it is handed out: kqueue_scan() in
+// kern_event.c calls f_event (filt_soread()) for a queued knote and drops
+// it if that says there is nothing now. Three sockets are ready, a one-shot
+// level-triggered filter first, then two EV_CLEAR ones, and the event list
+// has room for two: one EV_CLEAR event is left in the queue. Once both of
+// those sockets have been read dry, it has nothing left to report.
+func TestClearLeftoverAskedAgain(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	ax, bx := socketPair(t)
+	a1, b1 := socketPair(t)
+	a2, b2 := socketPair(t)
+	send(t, ax, "x")
+	change(t, kq, bx, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_ONESHOT, 0, 9)
+	change(t, kq, b1, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 1)
+	change(t, kq, b2, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 2)
+	send(t, a1, "y")
+	send(t, a2, "z")
+	evs := waitAll(t, kq, 2)
+	if len(evs) != 2 || evs[0].Udata != 9 || (evs[1].Udata != 1 && evs[1].Udata != 2) {
+		t.Fatalf("got %s; want the one-shot filter, then one of the EV_CLEAR ones", describeAll(evs))
+	}
+	recv(t, b1, 16)
+	recv(t, b2, 16)
+	noEvent(t, kq)
+}
+
 // A level-triggered and an EV_CLEAR filter on the same descriptor each keep
 // their own behaviour.
 func TestClearAndLevelOnOneFd(t *testing.T) {

@@ -7,6 +7,7 @@ package kqueue_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/kqueue-workbook/workbook/kqueue"
 	"golang.org/x/sys/unix"
@@ -66,6 +67,48 @@ func TestTimerModify(t *testing.T) {
 	change(t, kq, 3, kqueue.EVFILT_TIMER, kqueue.EV_ADD, 1, 1)
 	change(t, kq, 3, kqueue.EVFILT_TIMER, kqueue.EV_ADD, 1, 2)
 	expect(t, waitOne(t, kq), 3, kqueue.EVFILT_TIMER, 0, 2)
+}
+
+// A timer added again while its expiration waits in the queue: the old
+// expiration is thrown away and the timer starts over (filt_timertouch(),
+// EVENT_REGISTER, in kern_event.c), so the next call finds nothing at first
+// and then reports the new expiration when it comes. To queue the timer's
+// event, it expires while disabled (a second timer, 20 times slower, says
+// when it has) and is enabled only after a socket's two filters have fired,
+// so that it comes third, behind them, in a list with room for two.
+func TestTimerAddedAgainWhileQueued(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	a, b := socketPair(t)
+	send(t, a, "x")
+	change(t, kq, 1, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_ONESHOT|kqueue.EV_DISABLE, 1, 1)
+	change(t, kq, 2, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_ONESHOT, 20, 2)
+	expect(t, waitOne(t, kq), 2, kqueue.EVFILT_TIMER, 0, 2)
+	change(t, kq, b, kqueue.EVFILT_READ, kqueue.EV_ADD|kqueue.EV_ONESHOT, 0, 3)
+	change(t, kq, b, kqueue.EVFILT_WRITE, kqueue.EV_ADD|kqueue.EV_ONESHOT, 0, 4)
+	change(t, kq, 1, kqueue.EVFILT_TIMER, kqueue.EV_ENABLE, 0, 1)
+	if evs := waitAll(t, kq, 2); len(evs) != 2 || evs[0].Ident != uint64(b) || evs[1].Ident != uint64(b) {
+		t.Fatalf("got %s, want the socket's two filters first", describeAll(evs))
+	}
+	change(t, kq, 1, kqueue.EVFILT_TIMER, kqueue.EV_ADD|kqueue.EV_ONESHOT, 30, 5)
+	done := make(chan []kqueue.Kevent_t, 1)
+	go func() {
+		evs := make([]kqueue.Kevent_t, 2)
+		n, _ := kevent(kq, evs, &mustCome)
+		done <- evs[:max(n, 0)]
+	}()
+	select {
+	case evs := <-done:
+		if len(evs) != 1 {
+			t.Fatalf("got %s, want the timer's new expiration", describeAll(evs))
+		}
+		expect(t, evs[0], 1, kqueue.EVFILT_TIMER, kqueue.EV_ONESHOT, 5)
+		if evs[0].Data != 1 {
+			t.Fatalf("data = %d, want the one new expiration", evs[0].Data)
+		}
+	case <-time.After(mustComeWithin() + 5*time.Second):
+		t.Fatalf("Kevent did not return within %v of its timeout", 5*time.Second)
+	}
 }
 
 // A disabled timer reports nothing; deleting one that does not exist is

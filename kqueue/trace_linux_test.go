@@ -194,7 +194,11 @@ func traceWorkload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keep(inner) // closed with unix.Close: the next Kqueue under its number frees the rest
+	// Closed with Close, not unix.Close: a queue closed behind the
+	// package's back stays in its table until Kqueue hands out the number
+	// again, and until then a later test's pipe or eventfd under that
+	// number would be taken for a kqueue.
+	defer Close(inner)
 	add(inner, EVFILT_READ, EV_ADD, 0, 0)
 	// The rebuild: a descriptor closed while a dup keeps its file open,
 	// which is then readable, seen by two waits.
@@ -276,6 +280,14 @@ func TestTraceLevel2NamesEverySystemCall(t *testing.T) {
 	} {
 		if !regexp.MustCompile(`(?m)^ *\d+\.\d{6}          ` + want + `$`).MatchString(all) {
 			t.Errorf("no line\n\t%s", want)
+		}
+	}
+	// The clock named is the timer's own: the wall clock for the
+	// NOTE_ABSTIME timer, the monotonic one for the relative timer.
+	for _, timer := range []struct{ ident, clock string }{{"5", "CLOCK_REALTIME"}, {"1", "CLOCK_MONOTONIC"}} {
+		want := `(?m)^ *\d+\.\d{6} kq=\d+ +change ident=` + timer.ident + ` EVFILT_TIMER .*\n *\d+\.\d{6}          timerfd_create\(` + timer.clock + `, `
+		if !regexp.MustCompile(want).MatchString(all) {
+			t.Errorf("the change of timer %s is not followed by timerfd_create(%s, ...)", timer.ident, timer.clock)
 		}
 	}
 	if t.Failed() {
