@@ -135,3 +135,29 @@ func TestEventfdReplacedManyTimes(t *testing.T) {
 		t.Fatalf("data = %d, want 3", ev.Data)
 	}
 }
+
+// A regular file: FreeBSD's filt_vfsread() reports it readable while the
+// offset is short of its end, but epoll refuses regular files, so on Linux
+// EV_ADD fails with EPERM (kqueue/README.md's table says so). The failed add
+// leaves nothing behind: the descriptor has no filter to delete, and a pipe
+// put under the same number afterwards is watched as any new descriptor is.
+func TestRegularFileRefused(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	fd, err := unix.Open(t.TempDir()+"/file", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeLater(t, fd)
+	changeFails(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, unix.EPERM)
+	changeFails(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, unix.ENOENT)
+	changeFails(t, kq, fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, unix.EPERM)
+	noEvent(t, kq)
+	r, w := pipe(t)
+	if err := unix.Dup2(r, fd); err != nil { // the file is closed; fd is the pipe now
+		t.Fatal(err)
+	}
+	send(t, w, "x")
+	change(t, kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 1)
+	expect(t, waitOne(t, kq), fd, kqueue.EVFILT_READ, 0, 1)
+}
