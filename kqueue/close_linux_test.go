@@ -5,6 +5,7 @@ package kqueue
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,14 +85,8 @@ func TestCloseFreesEverything(t *testing.T) {
 // sleeps and returns nothing, and an event that comes still ends the wait.
 // Not parallel: it sets the package's record of what the kernel lacks.
 func TestTimeoutWithoutPwait2(t *testing.T) {
-	had := noPwait2.Load()
-	noPwait2.Store(true)
-	defer noPwait2.Store(had)
-	kq, err := Kqueue()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Close(kq)
+	pretend(t, &noPwait2, true)
+	kq := openQueue(t)
 	events := make([]Kevent_t, 1)
 	// A signal to the waiting thread is no event: wait again.
 	wait := func(changes []Kevent_t, ts unix.Timespec) (int, error) {
@@ -126,14 +121,8 @@ func TestTimeoutWithoutPwait2(t *testing.T) {
 // new one's filter still works, and it reports the new counter. Not
 // parallel: it sets the package's record of what the kernel lacks.
 func TestWithoutKcmp(t *testing.T) {
-	had := kcmpMissing.Load()
-	kcmpMissing.Store(true)
-	defer kcmpMissing.Store(had)
-	kq, err := Kqueue()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Close(kq)
+	pretend(t, &kcmpMissing, true)
+	kq := openQueue(t)
 	newEventfd := func(count uint) int {
 		fd, err := unix.Eventfd(count, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 		if err != nil {
@@ -259,14 +248,8 @@ func TestPwait2StaysInUse(t *testing.T) {
 	if _, err := epollPwait2(epfd, nil, &unix.Timespec{}); err == unix.ENOSYS {
 		t.Skip("this kernel has no epoll_pwait2")
 	}
-	had := noPwait2.Load()
-	noPwait2.Store(false)
-	defer noPwait2.Store(had)
-	kq, err := Kqueue()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Close(kq)
+	pretend(t, &noPwait2, false)
+	kq := openQueue(t)
 	events := make([]Kevent_t, 1)
 	var c Kevent_t
 	EV_SET(&c, 1, EVFILT_TIMER, EV_ADD|EV_ONESHOT, NOTE_USECONDS, 1, 7)
@@ -288,4 +271,12 @@ func TestPwait2StaysInUse(t *testing.T) {
 			t.Fatalf("after %s (Kevent = %d), the package no longer uses epoll_pwait2", step.what, n)
 		}
 	}
+}
+
+// pretend sets one of the package's records of what the kernel lacks for
+// the rest of the test, and puts it back afterwards.
+func pretend(t *testing.T, record *atomic.Bool, value bool) {
+	had := record.Load()
+	record.Store(value)
+	t.Cleanup(func() { record.Store(had) })
 }

@@ -17,11 +17,7 @@ import (
 // wait an epoll_wait that names what came back, and the event's data an
 // ioctl(SIOCINQ).
 func TestTraceLevel2ShowsTheEmulation(t *testing.T) {
-	kq, err := Kqueue()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Close(kq)
+	kq := openQueue(t)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -368,11 +364,7 @@ func TestTraceFailedWait(t *testing.T) {
 	if err == unix.ENOSYS {
 		t.Skip("this kernel has no epoll_pwait2")
 	}
-	kq, err := Kqueue()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Close(kq)
+	kq := openQueue(t)
 	lines := withTrace(t, 2, func() {
 		unix.Close(kq)
 		ts := unix.NsecToTimespec(10e9)

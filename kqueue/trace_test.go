@@ -280,11 +280,7 @@ func withTrace(t *testing.T, level int, f func()) []string {
 // One registration, one wait that returns an event, and a failed change:
 // each line in its place, with the time, the queue and the verb in front.
 func TestTraceLines(t *testing.T) {
-	kq, err := Kqueue()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer Close(kq)
+	kq := openQueue(t)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -347,15 +343,23 @@ func TestTraceOffDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// readyQueue makes a queue with one socket registered for reading that has
-// a byte waiting, so that every Kevent call on it returns one event.
-func readyQueue(tb testing.TB) int {
+// openQueue makes a queue that is closed when the test ends, as newQueue
+// does for the tests of package kqueue_test.
+func openQueue(tb testing.TB) int {
 	tb.Helper()
 	kq, err := Kqueue()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { Close(kq) })
+	return kq
+}
+
+// readyQueue makes a queue with one socket registered for reading that has
+// a byte waiting, so that every Kevent call on it returns one event.
+func readyQueue(tb testing.TB) int {
+	tb.Helper()
+	kq := openQueue(tb)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 	if err != nil {
 		tb.Fatal(err)
