@@ -289,6 +289,18 @@ type Handler interface {
 	OnDisconnect()
 }
 
+// A handler whose answers are made off the loop also implements
+// EndOfInputHandler. When a client shuts down its sending side (a
+// half-close) the loop sends what is queued and closes, which is right for
+// a handler that answers inside OnReceive: by then every answer is queued.
+// An answer still being made elsewhere would be lost. So the loop asks a
+// handler with OnEndOfInput instead: nothing more is read, and the
+// connection stays open until the handler calls Disconnect (or -idle ends
+// it).
+type EndOfInputHandler interface {
+	OnEndOfInput()
+}
+
 // Client is a handler's way to act on its client. It names a slot and its
 // generation (see clientToken), not the slot's contents: once the client is
 // gone, its Client does nothing, even after the slot has been given to
@@ -410,26 +422,37 @@ func (h goodbye) OnDisconnect()         { log.Printf("Client %s disconnected.", 
 // greeting and OnSendError are echo's.
 type later struct {
 	echo
-	work chan []byte
+	work    chan []byte
+	stopped bool // work is closed; touched by the loop's callbacks only
 }
 
 func newLater(c Client) Handler {
-	h := later{echo{c}, make(chan []byte, 16)}
+	h := &later{echo: echo{c}, work: make(chan []byte, 16)}
 	go h.answer()
 	return h
 }
 
 // OnReceive hands the worker a copy (data is lent); it waits only while the
 // worker, which never waits for the loop, is 16 pieces behind.
-func (h later) OnReceive(data []byte) { h.work <- bytes.Clone(data) }
-func (h later) OnDisconnect()         { close(h.work) }
+func (h *later) OnReceive(data []byte) { h.work <- bytes.Clone(data) }
+func (h *later) OnEndOfInput()         { h.stop() }
+func (h *later) OnDisconnect()         { h.stop() }
 
-// answer is the worker. A reply sent after the client has gone is dropped,
-// by the loop.
-func (h later) answer() {
+func (h *later) stop() {
+	if !h.stopped {
+		h.stopped = true
+		close(h.work)
+	}
+}
+
+// answer is the worker. When the client has sent its last byte (a
+// half-close) and every reply is sent, it ends the connection. A reply sent
+// after the client has gone is dropped, by the loop, and so is Disconnect.
+func (h *later) answer() {
 	for data := range h.work {
 		h.Send(data)
 	}
+	h.Disconnect()
 }
 
 // host is the client's address without the port, as the article prints it.
@@ -763,6 +786,17 @@ func receive(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, lim
 // an end of file would otherwise be reported on every call.
 func endOfInput(kq, slot int, clients []client) {
 	c := &clients[slot]
+	if h, ok := c.handler.(EndOfInputHandler); ok {
+		// The handler closes (see EndOfInputHandler). The read filter is
+		// disabled, not deleted, so that Disconnect finds it to delete.
+		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen)); err != nil {
+			closeClient(slot, clients, err.Error())
+			return
+		}
+		log.Printf("client fd=%d from %s: end of file; the handler ends the connection", c.fd, c.addr)
+		h.OnEndOfInput()
+		return
+	}
 	if c.queue.Len() == 0 {
 		closeClient(slot, clients, "end of file")
 		return
