@@ -166,7 +166,14 @@ var held atomic.Int32
 func (s *Server) serve(maxClients int) {
 	runtime.LockOSThread()
 	s.thread = kqueue.ThreadID()
-	s.spare = openSpare()
+	// Only the first loop accepts, so only it needs a spare descriptor. (One
+	// per loop was wrong as well as wasteful: another loop, starting late,
+	// could take the descriptor the first had just freed for its spare, or
+	// find none left and stop the server.)
+	s.spare = -1
+	if s.listeners != nil {
+		s.spare = openSpare()
+	}
 	s.clients = make([]client, maxClients)
 	for i := range s.clients {
 		s.clients[i].fd = free
