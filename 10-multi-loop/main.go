@@ -166,10 +166,10 @@ var held atomic.Int32
 func (s *Server) serve(maxClients int) {
 	runtime.LockOSThread()
 	s.thread = kqueue.ThreadID()
-	// Only the first loop accepts, so only it needs a spare descriptor. (One
-	// per loop was wrong as well as wasteful: another loop, starting late,
-	// could take the descriptor the first had just freed for its spare, or
-	// find none left and stop the server.)
+	// Only the first loop accepts, so only it keeps a spare descriptor (see
+	// refuseOutOfFiles). A spare in every loop would be worse than waste: a
+	// loop opening its own late could take the number the first had just
+	// freed, or find none left and stop the server.
 	s.spare = -1
 	if s.listeners != nil {
 		s.spare = openSpare()
