@@ -33,10 +33,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	commands["quiet"] = cmdQuiet
-}
-
 // withSummary runs the tests, then prints the summary of a check.
 //
 // In a learner's directory it also runs more scripts at once than go test's

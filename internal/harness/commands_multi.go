@@ -31,11 +31,15 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-func init() {
-	commands["crowd"] = cmdCrowd
-	serve := commands["serve"]
-	commands["serve"] = func(ts *testscript.TestScript, neg bool, args []string) {
-		if n := os.Getenv("WORKBOOK_LOOPS"); n != "" && sessionOf(ts).stage.num >= 10 {
+// multiLoopStage is the first stage with -loops.
+const multiLoopStage = 11
+
+// withLoops is serve as the table registers it: with WORKBOOK_LOOPS=N set,
+// a stage that has -loops is started with -loops N in front of the script's
+// own flags.
+func withLoops(serve func(ts *testscript.TestScript, neg bool, args []string)) func(ts *testscript.TestScript, neg bool, args []string) {
+	return func(ts *testscript.TestScript, neg bool, args []string) {
+		if n := os.Getenv("WORKBOOK_LOOPS"); n != "" && sessionOf(ts).stage.num >= multiLoopStage {
 			args = append([]string{"-loops", n}, args...)
 		}
 		serve(ts, neg, args)

@@ -5,10 +5,10 @@ package harness
 // server in one terminal and clients in others. Every wait is bounded by the
 // one deadline below; nothing sleeps.
 //
-// A command is an entry of the table commands: a name, and a function that
-// gets the script, whether the line began with ! (neg), and the arguments. A
-// file of further commands, commands_TOPIC.go, adds its entries in an init
-// function, as commands_slow.go does.
+// A command is an entry of the one table, commands (commands.go): a name, and
+// a function that gets the script, whether the line began with ! (neg), and
+// the arguments. Further commands live in files by topic, commands_TOPIC.go,
+// each documented at the top of its file and registered in that table.
 //
 // The server (this file):
 //
@@ -117,26 +117,6 @@ func deadlineFor(st stage) (time.Duration, error) {
 		}
 	}
 	return d, nil
-}
-
-var commands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"serve":     cmdServe,
-	"listening": cmdListening,
-	"signal":    cmdSignal,
-	"log":       cmdLog,
-	"connect":   cmdConnect,
-	"send":      cmdSend,
-	"sendgen":   cmdSendgen,
-	"expect":    cmdExpect,
-	"expectgen": cmdExpectgen,
-	"allbytes":  cmdAllbytes,
-	"shut":      cmdShut,
-	"reset":     cmdReset,
-	"close":     cmdClose,
-	"eof":       cmdEOF,
-	"idle":      cmdIdle,
-	"refused":   cmdRefused,
-	"swarm":     cmdSwarm,
 }
 
 // A session is one script's state: the stage, its server and its clients.

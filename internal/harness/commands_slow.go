@@ -1,7 +1,7 @@
 package harness
 
-// Commands for the scripts of stage 07 (send queues and backpressure), added
-// to the harness's table. They read like the others:
+// Commands for the scripts of stage 07 (send queues and backpressure), registered
+// in commands.go. They read like the others:
 //
 //	slowread NAME SIZE     start reading NAME's stream back the way a slow
 //	                       client does: 8 KiB at a time, a millisecond apart,
@@ -37,13 +37,6 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
-
-func init() {
-	commands["slowread"] = cmdSlowread
-	commands["awaitread"] = cmdAwaitread
-	commands["rss"] = cmdRSS
-	commands["flushed"] = cmdFlushed
-}
 
 func cmdFlushed(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "flushed", "")

@@ -29,11 +29,6 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-func init() {
-	commands["cpu"] = cmdCPU
-	commands["trickle"] = cmdTrickle
-}
-
 func cmdCPU(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "cpu", "")
 	if len(args) != 2 {

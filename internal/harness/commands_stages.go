@@ -2,7 +2,7 @@ package harness
 
 // Commands for the scripts of stages 01-06 that look at the server from the
 // outside: where it is blocked, how it copes with interrupted writes, and
-// what it does when it runs out of descriptors. Added to the harness's table;
+// what it does when it runs out of descriptors. Registered in commands.go;
 // they read like the others:
 //
 //	stuck                  wait until the server is stuck in a write to a
@@ -42,13 +42,6 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
 )
-
-func init() {
-	commands["stuck"] = cmdStuck
-	commands["interrupt"] = cmdInterrupt
-	commands["nofile"] = cmdNofile
-	commands["gone"] = cmdGone
-}
 
 func cmdStuck(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "stuck", "")

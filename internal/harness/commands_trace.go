@@ -1,7 +1,7 @@
 package harness
 
 // Commands for the scripts that watch a stage through KQUEUE_TRACE (see
-// kqueue/trace.go), added to the harness's table:
+// kqueue/trace.go), registered in commands.go:
 //
 //	tracing VALUE          the servers that serve starts from now on run with
 //	                       KQUEUE_TRACE=VALUE, as a learner runs
@@ -32,12 +32,6 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
-
-func init() {
-	commands["tracing"] = cmdTracing
-	commands["inorder"] = cmdInorder
-	commands["freeze"] = cmdFreeze
-}
 
 func cmdFreeze(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "freeze", "")

@@ -41,7 +41,8 @@
 // script runs it exactly as a learner types it: `! exec server -addr
 // nonsense`. The commands that start it in the background and talk to it
 // (serve, connect, send, expect, ...) are in commands_server.go and
-// commands_clients.go; a command is one entry of the table `commands`.
+// commands_clients.go; every command is one entry of the table `commands`, in
+// commands.go.
 //
 // Checking an exercise: `make start STAGE=03` copies stage 02, this test file
 // included, into work/03-connpool, a module of its own. There `go test` runs

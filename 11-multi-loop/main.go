@@ -1,4 +1,4 @@
-// Stage 10: the callback server of stage 09, run as one loop per core.
+// Stage 11: the callback server of stage 10, run as one loop per core.
 //
 // -loops N starts N event loops, each a goroutine locked to an OS thread of
 // its own, and each a Server of stage 09 with its own kqueue, client table,

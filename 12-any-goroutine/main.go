@@ -1,23 +1,30 @@
-// Stage 09: the server of stage 08, turned into a small callback library.
+// Stage 12: the server of stage 11, with Send and Disconnect from any goroutine. (Being written.)
 //
-// The loop no longer knows what the protocol is. A Server owns the kqueue,
-// the listeners, the table of clients and the loop; a Handler, made by a
-// factory for each client that connects, is told what happens to its client
-// (OnConnect, OnReceive, OnSendError, OnDisconnect) and answers through a
-// Client (Send, Disconnect, RemoteAddr). This is the shape of the C++
-// article's ServerSocket and SocketClient classes.
+// -loops N starts N event loops, each a goroutine locked to an OS thread of
+// its own, and each a Server of stage 09 with its own kqueue, client table,
+// idle timer and send queues: nothing of a client is touched by two loops.
+// The first loop also watches the listeners; it accepts every client and
+// hands each to the loops in turn (round robin). To hand over, it posts a
+// function to the owner's queue and wakes the owner from kevent with an
+// EVFILT_USER event (NOTE_TRIGGER). A Send or Disconnect made off the
+// client's loop, by a handler's worker goroutine say, is handed over the
+// same way.
 //
-//	go run ./09-callbacks                    # in one terminal
-//	nc localhost 8080                        # in another; type a line, get it back
-//	go run ./09-callbacks -handler goodbye   # or the article's demo protocol
+//	go run ./10-multi-loop                   # in one terminal
+//	nc localhost 8080                        # in others; the log names each one's loop
+//	go run ./10-multi-loop -handler later    # replies made on a worker goroutine
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"log"
 	"net"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,7 +39,10 @@ func main() {
 	unixPath := flag.String("unix", "workbook.sock", "UNIX-domain socket `path` to listen on as well; empty for none")
 	queueLimit := flag.Int("queue", 1<<20, "`bytes` queued for a client before the server stops reading from it")
 	idle := flag.Duration("idle", 5*time.Minute, "drop a client after this long with nothing sent or received; 0 never drops one")
-	handlerName := flag.String("handler", "echo", "the protocol `name`: echo (send back what arrives) or goodbye (the article's demo)")
+	handlerName := flag.String("handler", "echo", "the protocol `name`: echo (send back what arrives), goodbye (the article's demo) or later (echo, answered from a worker goroutine)")
+	// GOMAXPROCS is how many threads run Go code at once: the CPUs this
+	// process may use, or fewer if its cgroup allows less.
+	loopCount := flag.Int("loops", runtime.GOMAXPROCS(0), "run `N` event loops, each on a thread of its own; the default is the number of CPUs this process may use")
 	parseFlags()
 	log.SetFlags(log.Ltime)
 	if *maxClients < 1 {
@@ -49,7 +59,10 @@ func main() {
 	}
 	newHandler, ok := handlers[*handlerName]
 	if !ok {
-		log.Fatalf("bad -handler %q: want echo or goodbye", *handlerName)
+		log.Fatalf("bad -handler %q: want echo or goodbye, or later", *handlerName)
+	}
+	if *loopCount < 1 {
+		log.Fatalf("bad -loops %d: want at least one loop", *loopCount)
 	}
 
 	// Catch SIGINT and SIGTERM before announcing anything: a signal sent the
@@ -75,24 +88,37 @@ func main() {
 		listeners = append(listeners, unixListener)
 	}
 
-	kq, err := kqueue.Kqueue()
-	if err != nil {
-		log.Fatalf("kqueue: %v", err)
+	// A Server per loop, each with its own kqueue, wake-up and idle timer.
+	loops := make([]*Server, *loopCount)
+	for i := range loops {
+		kq, err := kqueue.Kqueue()
+		if err != nil {
+			log.Fatalf("kqueue: %v", err)
+		}
+		if err := userEvent(kq, kqueue.EV_ADD|kqueue.EV_CLEAR, 0); err != nil {
+			log.Fatalf("kevent: wake-up: %v", err)
+		}
+		if *idle > 0 {
+			if err := startSweep(kq, *idle); err != nil {
+				log.Fatalf("kevent: idle timer: %v", err)
+			}
+		}
+		loops[i] = &Server{newHandler: newHandler, queueLimit: *queueLimit, idle: *idle, kq: kq, id: i, loops: loops}
 	}
+	// The first loop is also the one that accepts.
+	srv := loops[0]
+	srv.stop, srv.listeners, srv.socket = stop, listeners, socket
 	for _, fd := range listeners {
-		if err := change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken); err != nil {
+		if err := change(srv.kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken); err != nil {
 			log.Fatalf("kevent: listener: %v", err)
 		}
 	}
-	if err := change(kq, stop, kqueue.EVFILT_READ, kqueue.EV_ADD, stopToken); err != nil {
+	if err := change(srv.kq, stop, kqueue.EVFILT_READ, kqueue.EV_ADD, stopToken); err != nil {
 		log.Fatalf("kevent: signal pipe: %v", err)
 	}
-	if *idle > 0 {
-		if err := startSweep(kq, *idle); err != nil {
-			log.Fatalf("kevent: idle timer: %v", err)
-		}
+	for _, l := range loops[1:] {
+		go l.serve(*maxClients)
 	}
-	srv := &Server{newHandler: newHandler, queueLimit: *queueLimit, idle: *idle, kq: kq, stop: stop, listeners: listeners, socket: socket}
 	srv.serve(*maxClients)
 }
 
@@ -101,6 +127,9 @@ func main() {
 // for everything that happens to a client. The loop's machinery (send,
 // flush, closeClient, ...) is stage 08's; what changed is who decides what
 // to send.
+//
+// From this stage on there is one per loop, touched only by its loop but
+// for the work posted to it (see post); the first loop alone has listeners.
 type Server struct {
 	newHandler func(Client) Handler // the article's createClient
 	queueLimit int                  // bytes queued for a client before reading from it pauses
@@ -113,12 +142,38 @@ type Server struct {
 	clients   []client // the connection table: one slot per client
 	refused   refusals // clients turned away for want of a slot, until closed
 	buf       []byte   // what each read fills; lent to OnReceive
+	chunks    chunkPool
+
+	id     int       // which loop this is, for the logs
+	thread int       // the kernel's id of the loop's thread (see onLoop)
+	loops  []*Server // every loop, the first first
+	next   int       // the first loop's round robin: where the next client goes
+
+	mu     sync.Mutex // guards the work other goroutines post, and closed
+	posted []func()
+	closed bool
 }
 
+// held counts the clients of all loops, for -max: the first loop adds
+// (acceptClient), the loop that closes one subtracts (closeClient).
+var held atomic.Int32
+
 // serve is the event loop: it waits for whatever the kernel reports and
-// handles each event, until a signal says stop.
+// handles each event, until a signal says stop (or, for the other loops,
+// the first loop does). Its goroutine keeps one OS thread, which runs
+// nothing else, as a C loop has its thread; Go would otherwise move it
+// between threads at will.
 func (s *Server) serve(maxClients int) {
-	s.spare = openSpare()
+	runtime.LockOSThread()
+	s.thread = kqueue.ThreadID()
+	// Only the first loop accepts, so only it keeps a spare descriptor (see
+	// refuseOutOfFiles). A spare in every loop would be worse than waste: a
+	// loop opening its own late could take the number the first had just
+	// freed, or find none left and stop the server.
+	s.spare = -1
+	if s.listeners != nil {
+		s.spare = openSpare()
+	}
 	s.clients = make([]client, maxClients)
 	for i := range s.clients {
 		s.clients[i].fd = free
@@ -147,22 +202,17 @@ func (s *Server) serve(maxClients int) {
 			fd := int(ev.Ident)
 			switch ev.Udata {
 			case stopToken:
-				shutdown(s.kq, s.stop, s.listeners, s.socket, s.clients, s.refused)
+				shutdown(s.stop, s.listeners, s.socket, s.loops)
 				return
 			case listenerToken:
-				slot, ok := acceptClient(s.kq, fd, &s.spare, s.clients, s.refused)
-				if !ok {
-					continue
+				if fd, addr, ok := acceptClient(s.kq, fd, &s.spare, len(s.clients), s.refused); ok {
+					s.handOff(fd, addr)
 				}
-				c := &s.clients[slot]
-				if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
-					closeClient(slot, s.clients, err.Error())
-					continue
+			case wakeToken:
+				s.runPosted()
+				if s.closed {
+					return
 				}
-				// The article's createClient, then the new client's first
-				// callback.
-				c.handler = s.newHandler(Client{srv: s, slot: slot, gen: c.gen})
-				c.handler.OnConnect()
 			case refusedToken:
 				s.refused.drain(fd, s.buf)
 			case sweepToken:
@@ -189,10 +239,44 @@ func (s *Server) serve(maxClients int) {
 	}
 }
 
+// handOff gives a client the first loop has accepted to the next loop in
+// turn, this one included: round robin, which looks at no other loop's
+// state (a count of clients says little about how busy a loop is). The
+// descriptor and address are posted to the owner, which does the rest; it
+// cannot have stopped, as only this loop stops loops (see shutdown).
+func (s *Server) handOff(fd int, addr string) {
+	owner := s.loops[s.next%len(s.loops)]
+	s.next++
+	if owner == s {
+		s.adopt(fd, addr)
+		return
+	}
+	owner.post(func() { owner.adopt(fd, addr) })
+}
+
+// adopt gives a client handed to this loop a slot (a table has -max, so one
+// is free), registers it with this loop's kqueue, makes its handler (the
+// article's createClient) and calls its first callback.
+func (s *Server) adopt(fd int, addr string) {
+	slot := slotOf(s.clients, free)
+	s.clients[slot] = client{fd: fd, addr: addr, gen: s.clients[slot].gen, last: time.Now(), queue: sendQueue{pool: &s.chunks}}
+	log.Printf("loop %d: accepted client fd=%d from %s", s.id, fd, addr)
+	c := &s.clients[slot]
+	if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
+		closeClient(slot, s.clients, err.Error())
+		return
+	}
+	c.handler = s.newHandler(Client{srv: s, slot: slot, gen: c.gen})
+	c.handler.OnConnect()
+}
+
 // Handler is what a protocol implements: the article's SocketClient
 // callbacks. The Server calls them one at a time from its loop, so a
 // handler needs no locks, and must not block: while it runs, no other
-// client is served. Send and Disconnect do not call back into a handler;
+// client of its loop is served. (The handlers of other loops' clients run
+// at the same time, on their threads: what handlers share needs a lock.)
+// Work that would block belongs on a goroutine of its own, which may call
+// Send and Disconnect (see onLoop). They do not call back into a handler;
 // what they lead to is reported by the loop later. (One exception: if the
 // kernel refuses a registration, out of memory, the client is closed at
 // once, and its OnDisconnect runs inside the call.)
@@ -212,6 +296,18 @@ type Handler interface {
 	OnDisconnect()
 }
 
+// A handler whose answers are made off the loop also implements
+// EndOfInputHandler. When a client shuts down its sending side (a
+// half-close) the loop sends what is queued and closes, which is right for
+// a handler that answers inside OnReceive: by then every answer is queued.
+// An answer still being made elsewhere would be lost. So the loop asks a
+// handler with OnEndOfInput instead: nothing more is read, and the
+// connection stays open until the handler calls Disconnect (or -idle ends
+// it).
+type EndOfInputHandler interface {
+	OnEndOfInput()
+}
+
 // Client is a handler's way to act on its client. It names a slot and its
 // generation (see clientToken), not the slot's contents: once the client is
 // gone, its Client does nothing, even after the slot has been given to
@@ -222,11 +318,28 @@ type Client struct {
 	gen  uint32
 }
 
+// onLoop tells whether its caller is this loop's goroutine, the only one
+// that may touch the loop's clients. Go gives a goroutine no identity to
+// compare, but the kernel gives each thread one, and the loop's goroutine
+// is locked to its thread (see serve), which runs no other goroutine: so
+// the caller is the loop if and only if it runs on the loop's thread.
+// That is one system call per question (ThreadID); a C++ loop such as
+// muduo's asks the same, and keeps its thread's id in thread-local storage,
+// which Go does not offer.
+func (s *Server) onLoop() bool { return kqueue.ThreadID() == s.thread }
+
 // Send sends p to the client, the article's sendData. It never blocks and
 // never drops a byte (see send), and it returns nothing: a send that fails
 // is found by the loop, which tells the handler through OnSendError. Once
-// the client is gone it does nothing.
+// the client is gone it does nothing. It may be called from any goroutine:
+// off the client's loop, it hands the bytes to the loop (see post), which
+// sends them in the order they were handed over.
 func (c Client) Send(p []byte) {
+	if !c.srv.onLoop() {
+		p = bytes.Clone(p) // the caller may reuse p as soon as Send returns
+		c.srv.post(func() { c.Send(p) })
+		return
+	}
 	if c.srv.lookup(c) != nil {
 		send(c.srv.kq, c.slot, c.srv.clients, p)
 	}
@@ -237,8 +350,13 @@ func (c Client) Send(p []byte) {
 // from it. Closing at once would call OnDisconnect from inside the callback
 // that called Disconnect; instead the read filter goes, and flush closes
 // the client when its queue is empty, called through EVFILT_WRITE, which
-// reports a socket with room straight away.
+// reports a socket with room straight away. Like Send, it may be called
+// from any goroutine, and is handed to the client's loop.
 func (c Client) Disconnect() {
+	if !c.srv.onLoop() {
+		c.srv.post(c.Disconnect)
+		return
+	}
 	cl := c.srv.lookup(c)
 	if cl == nil || cl.closing != "" {
 		return
@@ -256,7 +374,8 @@ func (c Client) Disconnect() {
 }
 
 // RemoteAddr is where the client connected from, "unix socket" for a client
-// of the UNIX listener, or "" once it is gone (after OnDisconnect).
+// of the UNIX listener, or "" once it is gone (after OnDisconnect). It reads
+// the loop's table, so call it on the client's loop: in a callback.
 func (c Client) RemoteAddr() string {
 	if cl := &c.srv.clients[c.slot]; cl.gen == c.gen {
 		return cl.addr
@@ -276,6 +395,7 @@ func (s *Server) lookup(c Client) *client {
 var handlers = map[string]func(Client) Handler{
 	"echo":    func(c Client) Handler { return echo{c} },
 	"goodbye": func(c Client) Handler { return goodbye{c} },
+	"later":   newLater,
 }
 
 // echo is the protocol of every earlier stage: greet, then send back
@@ -303,6 +423,45 @@ func (h goodbye) OnReceive(data []byte) {
 func (h goodbye) OnSendError(err error) { log.Printf("Client %s: send failed: %v", h.host(), err) }
 func (h goodbye) OnDisconnect()         { log.Printf("Client %s disconnected.", h.host()) }
 
+// later is echo answered elsewhere, as by a handler that asks a database:
+// each client's bytes go to a worker goroutine of its own, which sends each
+// reply from there; Send hands it to the client's loop, in order. The
+// greeting and OnSendError are echo's.
+type later struct {
+	echo
+	work    chan []byte
+	stopped bool // work is closed; touched by the loop's callbacks only
+}
+
+func newLater(c Client) Handler {
+	h := &later{echo: echo{c}, work: make(chan []byte, 16)}
+	go h.answer()
+	return h
+}
+
+// OnReceive hands the worker a copy (data is lent); it waits only while the
+// worker, which never waits for the loop, is 16 pieces behind.
+func (h *later) OnReceive(data []byte) { h.work <- bytes.Clone(data) }
+func (h *later) OnEndOfInput()         { h.stop() }
+func (h *later) OnDisconnect()         { h.stop() }
+
+func (h *later) stop() {
+	if !h.stopped {
+		h.stopped = true
+		close(h.work)
+	}
+}
+
+// answer is the worker. When the client has sent its last byte (a
+// half-close) and every reply is sent, it ends the connection. A reply sent
+// after the client has gone is dropped, by the loop, and so is Disconnect.
+func (h *later) answer() {
+	for data := range h.work {
+		h.Send(data)
+	}
+	h.Disconnect()
+}
+
 // host is the client's address without the port, as the article prints it.
 func (h goodbye) host() string {
 	host, _, err := net.SplitHostPort(h.RemoteAddr())
@@ -322,6 +481,53 @@ func change(kq, fd int, filter int16, flags uint16, token uint64) error {
 	kqueue.EV_SET(&change, fd, filter, flags, 0, 0, token)
 	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
 	return err
+}
+
+// The wake-up. Like a timer's, a user event's ident is a number of the
+// program's choosing; each loop has one, in its own kqueue.
+const wakeIdent = 1
+
+// userEvent makes one change to the loop's EVFILT_USER event: EV_ADD with
+// EV_CLEAR registers it (without EV_CLEAR, once triggered it would stay
+// triggered and be reported on every call), and NOTE_TRIGGER in fflags,
+// from any thread, makes it fire (kevent(2)). A trigger carries the token
+// too: FreeBSD stores the udata of every change that is not a delete
+// (kqueue_register in kern_event.c), so one without would clear it.
+func userEvent(kq int, flags uint16, fflags uint32) error {
+	var change kqueue.Kevent_t
+	kqueue.EV_SET(&change, wakeIdent, kqueue.EVFILT_USER, flags, fflags, 0, wakeToken)
+	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
+	return err
+}
+
+// post queues f to run on this loop, from any goroutine, and wakes the loop
+// if the queue was empty (with work queued it is awake or woken already,
+// and runPosted takes it all). The lock is held over the trigger, so that
+// the kqueue cannot be closed and its number reused in between.
+func (s *Server) post(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.posted = append(s.posted, f)
+	if len(s.posted) == 1 {
+		if err := userEvent(s.kq, 0, kqueue.NOTE_TRIGGER); err != nil {
+			log.Printf("loop %d: kevent: wake-up: %v", s.id, err)
+		}
+	}
+}
+
+// runPosted runs what was posted, in order, when the wake-up fires. It lets
+// go of the lock first: a posted function may post again.
+func (s *Server) runPosted() {
+	s.mu.Lock()
+	posted := s.posted
+	s.posted = nil
+	s.mu.Unlock()
+	for _, f := range posted {
+		f()
+	}
 }
 
 // The idle timer. A timer's ident is a number of the program's choosing, in
@@ -371,7 +577,7 @@ type client struct {
 // the high 16. That makes room for maxSlots clients.
 const (
 	slotBits = 16
-	maxSlots = 1<<slotBits - 4
+	maxSlots = 1<<slotBits - 5
 )
 
 // The tokens of what is not a client. No client token can
@@ -381,6 +587,7 @@ const (
 	listenerToken = 1<<32 - 2 // every listening socket
 	refusedToken  = 1<<32 - 3 // every refused client (see refusals)
 	sweepToken    = 1<<32 - 4 // the idle timer
+	wakeToken     = 1<<32 - 5 // the loop's wake-up (see post)
 )
 
 // clientToken is the udata of the client in slot.
@@ -426,20 +633,21 @@ func slotOf(clients []client, fd int) int {
 }
 
 // acceptClient takes one connection off the listener's queue and gives it a
-// slot. It returns the slot, or false when there was none to take or no slot
+// place among the max clients of all loops. It returns the client's
+// descriptor and address, or false when there was none to take or no place
 // to give.
-func acceptClient(kq, listener int, spare *int, clients []client, refused refusals) (int, bool) {
+func acceptClient(kq, listener int, spare *int, max int, refused refusals) (int, string, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
 	case nil:
 	case unix.EAGAIN, unix.ECONNABORTED, unix.EINTR:
-		return -1, false // the client gave up before we got to it
+		return -1, "", false // the client gave up before we got to it
 	case unix.EMFILE, unix.ENFILE:
 		refuseOutOfFiles(listener, spare) // out of descriptors: see there
-		return -1, false
+		return -1, "", false
 	default:
 		log.Printf("accept: %v", err)
-		return -1, false
+		return -1, "", false
 	}
 	// On macOS and the BSDs an accepted socket inherits O_NONBLOCK from the
 	// listener; on Linux it does not. From this stage on the loop never
@@ -447,20 +655,20 @@ func acceptClient(kq, listener int, spare *int, clients []client, refused refusa
 	if err := unix.SetNonblock(fd, true); err != nil {
 		log.Printf("accept: client fd=%d: %v", fd, err)
 		unix.Close(fd)
-		return -1, false
+		return -1, "", false
 	}
-	slot := slotOf(clients, free)
-	if slot < 0 {
+	// Only the first loop adds to held, so between this test and the Add
+	// it can only go down: the limit is exact.
+	if int(held.Load()) >= max {
 		// The article prints "connection refused" on the server's terminal
 		// and shows nothing more, so as shown the client is never told and
 		// its descriptor is never closed. This one is told why, and closed.
-		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
+		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), max)
 		refused.add(kq, fd)
-		return -1, false
+		return -1, "", false
 	}
-	clients[slot] = client{fd: fd, addr: addrString(sa), gen: clients[slot].gen, last: time.Now()}
-	log.Printf("accepted client fd=%d from %s", fd, clients[slot].addr)
-	return slot, true
+	held.Add(1)
+	return fd, addrString(sa), true
 }
 
 // refusals are the clients turned away because every slot was taken: from
@@ -585,6 +793,17 @@ func receive(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, lim
 // an end of file would otherwise be reported on every call.
 func endOfInput(kq, slot int, clients []client) {
 	c := &clients[slot]
+	if h, ok := c.handler.(EndOfInputHandler); ok {
+		// The handler closes (see EndOfInputHandler). The read filter is
+		// disabled, not deleted, so that Disconnect finds it to delete.
+		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen)); err != nil {
+			closeClient(slot, clients, err.Error())
+			return
+		}
+		log.Printf("client fd=%d from %s: end of file; the handler ends the connection", c.fd, c.addr)
+		h.OnEndOfInput()
+		return
+	}
 	if c.queue.Len() == 0 {
 		closeClient(slot, clients, "end of file")
 		return
@@ -683,9 +902,10 @@ const chunkSize = 64 << 10
 // growing slice is simpler, but every time it grows or empties it leaves a
 // copy behind for the garbage collector; the README has the measurement.)
 type sendQueue struct {
-	chunks [][]byte // each filled from the start; the last may be part full
-	off    int      // how much of the first chunk has been sent
-	n      int      // bytes queued
+	pool   *chunkPool // the loop's spare chunks
+	chunks [][]byte   // each filled from the start; the last may be part full
+	off    int        // how much of the first chunk has been sent
+	n      int        // bytes queued
 }
 
 func (q *sendQueue) Len() int { return q.n }
@@ -695,7 +915,7 @@ func (q *sendQueue) write(p []byte) {
 	for len(p) > 0 {
 		last := len(q.chunks) - 1
 		if last < 0 || len(q.chunks[last]) == chunkSize {
-			q.chunks = append(q.chunks, pool.get())
+			q.chunks = append(q.chunks, q.pool.get())
 			last++
 		}
 		chunk := q.chunks[last]
@@ -714,7 +934,7 @@ func (q *sendQueue) consume(n int) {
 	q.off += n
 	q.n -= n
 	for len(q.chunks) > 0 && q.off == len(q.chunks[0]) {
-		pool.put(q.chunks[0])
+		q.pool.put(q.chunks[0])
 		q.chunks = slices.Delete(q.chunks, 0, 1)
 		q.off = 0
 	}
@@ -723,16 +943,15 @@ func (q *sendQueue) consume(n int) {
 // release gives back the chunks of a client that is gone.
 func (q *sendQueue) release() {
 	for _, chunk := range q.chunks {
-		pool.put(chunk)
+		q.pool.put(chunk)
 	}
-	*q = sendQueue{}
+	*q = sendQueue{pool: q.pool}
 }
 
-// pool keeps spent chunks for the next queue that needs one, up to maxSpare
-// of them (two full queues at the default -queue); beyond that they are left
-// to the garbage collector. Only the loop touches it, so it needs no lock.
-var pool chunkPool
-
+// A chunkPool keeps spent chunks for the next queue that needs one, up to
+// maxSpare of them (two full queues at the default -queue); beyond that they
+// are left to the garbage collector. Each loop has its own, and only that
+// loop touches it, so it needs no lock.
 type chunkPool struct{ spare [][]byte }
 
 const maxSpare = 32
@@ -782,8 +1001,11 @@ func closeClient(slot int, clients []client, reason string) {
 	if n := clients[slot].queue.Len(); n > 0 {
 		reason += fmt.Sprintf(" (%d bytes not sent)", n)
 	}
-	log.Printf("client fd=%d from %s closed: %s", fd, clients[slot].addr, reason)
 	unix.Close(fd)
+	// The place goes back before the log says so: a client that connects
+	// once it has read this line finds it free, as in stage 09.
+	held.Add(-1)
+	log.Printf("client fd=%d from %s closed: %s", fd, clients[slot].addr, reason)
 	clients[slot].queue.release()
 	// The handler is told last, with the slot marked free, so that Send and
 	// Disconnect do nothing, while the Client still knows its address. It
@@ -795,10 +1017,11 @@ func closeClient(slot int, clients []client, reason string) {
 	clients[slot] = client{fd: free, gen: clients[slot].gen + 1}
 }
 
-// shutdown runs when the self-pipe says a signal came: it reads which one,
-// then closes the listeners and every client so each sees an orderly close,
-// and removes the socket file.
-func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []client, refused refusals) {
+// shutdown runs on the first loop when the self-pipe says a signal came: it
+// reads which one, closes the listeners and removes the socket file. Then
+// every loop closes its own clients, on its own thread, so each client sees
+// an orderly close; this one waits until all have.
+func shutdown(stop int, listeners []int, socket *socketFile, loops []*Server) {
 	var b [1]byte
 	unix.Read(stop, b[:])
 	log.Printf("shutting down on %v", syscall.Signal(b[0]))
@@ -808,13 +1031,31 @@ func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []clien
 	if socket != nil {
 		socket.remove()
 	}
-	for slot, c := range clients {
+	var stopped sync.WaitGroup
+	for _, l := range loops[1:] {
+		stopped.Add(1)
+		l.post(func() {
+			l.close()
+			stopped.Done()
+		})
+	}
+	loops[0].close()
+	stopped.Wait()
+}
+
+// close closes the loop's clients, those it refused and its kqueue; the
+// loop stops after it, and takes no more posted work.
+func (s *Server) close() {
+	for slot, c := range s.clients {
 		if c.fd != free {
-			closeClient(slot, clients, "server shutting down")
+			closeClient(slot, s.clients, "server shutting down")
 		}
 	}
-	for fd := range refused {
+	for fd := range s.refused {
 		unix.Close(fd)
 	}
-	kqueue.Close(kq)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	kqueue.Close(s.kq)
 }
