@@ -33,6 +33,8 @@
 //	[stage:01]    the stage under test is 01
 //	[since:03]    the stage under test is 03 or later
 //	[greets]      the stage greets new clients with "welcome!\n" (since 03)
+//	[handlers]    a handler, not the loop, answers clients (since 10)
+//	[loops]       the stage runs several loops, -loops (since 11)
 //	[fdlimit:N]   this process may open at least N files (skip if not)
 //	[nc]          nc is the OpenBSD netcat, which has -N (Debian: netcat-openbsd)
 //	[ipv6]        the machine has an IPv6 loopback address
@@ -271,6 +273,10 @@ func condition(st stage, cond string) (bool, error) {
 		return uint64(lim.Cur) >= uint64(n), nil
 	case "greets":
 		return greets(st), nil
+	case "handlers":
+		return st.num >= handlerStage, nil
+	case "loops":
+		return st.num >= multiLoopStage, nil
 	case "nc":
 		return ncHasN(), nil
 	case "ipv6":
@@ -281,8 +287,11 @@ func condition(st stage, cond string) (bool, error) {
 		ln.Close()
 		return true, nil
 	}
-	return false, errors.New("unknown condition; the workbook's are stage:NN, since:NN, greets, fdlimit:N, nc, ipv6")
+	return false, errors.New("unknown condition; the workbook's are stage:NN, since:NN, greets, handlers, loops, fdlimit:N, nc, ipv6")
 }
+
+// handlerStage is the first stage whose loop calls a handler (10-callbacks).
+const handlerStage = 10
 
 // greets reports whether the stage sends "welcome!\n" to each new client.
 func greets(st stage) bool { return st.num >= 3 }
