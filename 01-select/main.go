@@ -60,7 +60,12 @@ func serve(stop, listener int) {
 		// kernel's scan of every bit up to maxfd, and the copy back out are
 		// paid on every call, however few descriptors are busy.
 		readable := watched
-		if _, err := unix.Select(maxfd+1, &readable, nil, nil, nil); err != nil {
+		var timeout *unix.Timeval // for ever, but see listenTimeout
+		if ts := listenTimeout(watched.IsSet(listener)); ts != nil {
+			tv := unix.NsecToTimeval(ts.Nano())
+			timeout = &tv
+		}
+		if _, err := unix.Select(maxfd+1, &readable, nil, nil, timeout); err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
 			}
@@ -80,6 +85,9 @@ func serve(stop, listener int) {
 			case listener:
 				client, ok := acceptClient(listener, &spare, clients)
 				if !ok {
+					if spare < 0 {
+						watched.Clear(listener) // see refuseOutOfFiles
+					}
 					continue
 				}
 				watched.Set(client)
@@ -89,6 +97,11 @@ func serve(stop, listener int) {
 					watched.Clear(fd)
 				}
 			}
+		}
+		// Without its spare descriptor the loop left the listener out of the
+		// set (see acceptClient); once the spare is back, it is watched again.
+		if !watched.IsSet(listener) && takeSpare(&spare) {
+			watched.Set(listener)
 		}
 	}
 }

@@ -65,11 +65,11 @@ func main() {
 		log.Fatalf("kqueue: %v", err)
 	}
 	for _, fd := range listeners {
-		if err := watch(kq, fd); err != nil {
+		if err := change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0); err != nil {
 			log.Fatalf("kevent: listener: %v", err)
 		}
 	}
-	if err := watch(kq, stop); err != nil {
+	if err := change(kq, stop, kqueue.EVFILT_READ, kqueue.EV_ADD, 0); err != nil {
 		log.Fatalf("kevent: signal pipe: %v", err)
 	}
 	serve(kq, stop, listeners, socket, *maxClients)
@@ -79,6 +79,7 @@ func main() {
 // handles each event, until a signal says stop.
 func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 	spare := openSpare()
+	off := []int{}                        // listeners disabled for want of a spare (see refuseOutOfFiles)
 	clients := make([]client, maxClients) // the connection table: one slot per client
 	for i := range clients {
 		clients[i].fd = free
@@ -92,7 +93,7 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 		// holds the registrations, and it fills events with only those that
 		// fired, at most len(events) of them per call. The wait ends early
 		// only when a refused client's time is up (see refusals).
-		n, err := kqueue.Kevent(kq, nil, events, refused.timeout())
+		n, err := kqueue.Kevent(kq, nil, events, earlier(refused.timeout(), listenTimeout(len(off) == 0)))
 		if err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
@@ -114,9 +115,12 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 				// listening descriptors.
 				client, ok := acceptClient(kq, fd, &spare, clients, refused)
 				if !ok {
+					if spare < 0 && switchListener(kq, fd, false) {
+						off = append(off, fd)
+					}
 					continue
 				}
-				if err := watch(kq, client); err != nil {
+				if err := change(kq, client, kqueue.EVFILT_READ, kqueue.EV_ADD, 0); err != nil {
 					closeClient(client, clients, err.Error())
 				}
 			default:
@@ -128,16 +132,24 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 			}
 		}
 		refused.expire()
+		// Without its spare descriptor the loop stopped listening (see
+		// acceptClient); once the spare is back, it listens again.
+		if len(off) > 0 && takeSpare(&spare) {
+			off = slices.DeleteFunc(off, func(fd int) bool { return switchListener(kq, fd, true) })
+		}
 	}
 }
 
-// watch registers fd for EVFILT_READ. The registration stays in the kernel
-// until it is deleted or fd is closed, so unlike select's set it is made
-// once, not once per call. (Frevib's listener has EV_ADD | EV_ENABLE; EV_ADD
-// enables a new registration by itself.)
-func watch(kq, fd int) error {
+// change applies one change to fd's registration for filter: EV_SET, then
+// kevent with a changelist of one and no event list. A registration stays
+// in the kernel until it is deleted or fd is closed, so unlike select's set
+// it is made once, not once per call. (Frevib's listener has EV_ADD |
+// EV_ENABLE; EV_ADD enables a new registration by itself.) The kernel keeps
+// udata with the registration and hands it back with its events; this
+// stage leaves it 0.
+func change(kq, fd int, filter int16, flags uint16, udata uint64) error {
 	var change kqueue.Kevent_t
-	kqueue.EV_SET(&change, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0, 0)
+	kqueue.EV_SET(&change, fd, filter, flags, 0, 0, udata)
 	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
 	return err
 }
@@ -166,6 +178,22 @@ func slotOf(clients []client, fd int) int {
 		}
 	}
 	return -1
+}
+
+// switchListener enables (EV_ENABLE) or disables (EV_DISABLE) a listener's
+// registration, and reports whether the kernel did so. A disabled
+// registration stays in the kernel but is not reported: the connections
+// that arrive meanwhile wait in the listener's queue.
+func switchListener(kq, listener int, on bool) bool {
+	flags := uint16(kqueue.EV_DISABLE)
+	if on {
+		flags = kqueue.EV_ENABLE
+	}
+	if err := change(kq, listener, kqueue.EVFILT_READ, flags, 0); err != nil {
+		log.Printf("kevent: listener fd=%d: %v", listener, err)
+		return false
+	}
+	return true
 }
 
 // acceptClient takes one connection off the listener's queue, gives it a slot
@@ -237,7 +265,7 @@ func (r refusals) add(kq, fd int) {
 		err = unix.SetNonblock(fd, true) // drain must never wait
 	}
 	if err == nil {
-		err = watch(kq, fd)
+		err = change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0)
 	}
 	if err != nil {
 		unix.Close(fd)

@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"slices"
 	"syscall"
 	"time"
 
@@ -67,11 +68,11 @@ func main() {
 		log.Fatalf("kqueue: %v", err)
 	}
 	for _, fd := range listeners {
-		if err := watch(kq, fd, listenerToken); err != nil {
+		if err := change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken); err != nil {
 			log.Fatalf("kevent: listener: %v", err)
 		}
 	}
-	if err := watch(kq, stop, stopToken); err != nil {
+	if err := change(kq, stop, kqueue.EVFILT_READ, kqueue.EV_ADD, stopToken); err != nil {
 		log.Fatalf("kevent: signal pipe: %v", err)
 	}
 	serve(kq, stop, listeners, socket, *maxClients)
@@ -81,6 +82,7 @@ func main() {
 // handles each event, until a signal says stop.
 func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 	spare := openSpare()
+	off := []int{}                        // listeners disabled for want of a spare (see refuseOutOfFiles)
 	clients := make([]client, maxClients) // the connection table: one slot per client
 	for i := range clients {
 		clients[i].fd = free
@@ -94,7 +96,7 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 		// holds the registrations, and it fills events with only those that
 		// fired, at most len(events) of them per call. The wait ends early
 		// only when a refused client's time is up (see refusals).
-		n, err := kqueue.Kevent(kq, nil, events, refused.timeout())
+		n, err := kqueue.Kevent(kq, nil, events, earlier(refused.timeout(), listenTimeout(len(off) == 0)))
 		if err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
@@ -114,10 +116,13 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 			case listenerToken:
 				slot, ok := acceptClient(kq, fd, &spare, clients, refused)
 				if !ok {
+					if spare < 0 && switchListener(kq, fd, false) {
+						off = append(off, fd)
+					}
 					continue
 				}
 				token := clientToken(slot, clients[slot].gen)
-				if err := watch(kq, clients[slot].fd, token); err != nil {
+				if err := change(kq, clients[slot].fd, kqueue.EVFILT_READ, kqueue.EV_ADD, token); err != nil {
 					closeClient(slot, clients, err.Error())
 				}
 			case refusedToken:
@@ -133,16 +138,22 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients int) {
 			}
 		}
 		refused.expire()
+		// Without its spare descriptor the loop stopped listening (see
+		// acceptClient); once the spare is back, it listens again.
+		if len(off) > 0 && takeSpare(&spare) {
+			off = slices.DeleteFunc(off, func(fd int) bool { return switchListener(kq, fd, true) })
+		}
 	}
 }
 
-// watch registers fd for EVFILT_READ, with token as its udata. The
-// registration stays in the kernel until it is deleted or fd is closed, so
-// unlike select's set it is made once, not once per call. (Frevib's listener
-// has EV_ADD | EV_ENABLE; EV_ADD enables a new registration by itself.)
-func watch(kq, fd int, token uint64) error {
+// change applies one change to fd's registration for filter, with token as
+// its udata. A registration stays in the kernel until it is deleted or fd is
+// closed, so unlike select's set it is made once, not once per call. (Frevib's
+// listener has EV_ADD | EV_ENABLE; EV_ADD enables a new registration by
+// itself.)
+func change(kq, fd int, filter int16, flags uint16, token uint64) error {
 	var change kqueue.Kevent_t
-	kqueue.EV_SET(&change, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, 0, 0, token)
+	kqueue.EV_SET(&change, fd, filter, flags, 0, 0, token)
 	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
 	return err
 }
@@ -210,6 +221,23 @@ func slotOf(clients []client, fd int) int {
 		}
 	}
 	return -1
+}
+
+// switchListener enables (EV_ENABLE) or disables (EV_DISABLE) a listener's
+// registration, and reports whether the kernel did so. A disabled
+// registration stays in the kernel but is not reported: the connections
+// that arrive meanwhile wait in the listener's queue. The change carries
+// the listener's token: every change but a delete sets the udata anew.
+func switchListener(kq, listener int, on bool) bool {
+	flags := uint16(kqueue.EV_DISABLE)
+	if on {
+		flags = kqueue.EV_ENABLE
+	}
+	if err := change(kq, listener, kqueue.EVFILT_READ, flags, listenerToken); err != nil {
+		log.Printf("kevent: listener fd=%d: %v", listener, err)
+		return false
+	}
+	return true
 }
 
 // acceptClient takes one connection off the listener's queue, gives it a slot
@@ -281,7 +309,7 @@ func (r refusals) add(kq, fd int) {
 		err = unix.SetNonblock(fd, true) // drain must never wait
 	}
 	if err == nil {
-		err = watch(kq, fd, refusedToken)
+		err = change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, refusedToken)
 	}
 	if err != nil {
 		unix.Close(fd)
@@ -328,9 +356,9 @@ func (r refusals) timeout() *unix.Timespec {
 	return &ts
 }
 
-// echo reads what the client in slot sent and writes it back.
+// echo reads what the client in slot sent and sends it back.
 func echo(slot int, ev kqueue.Kevent_t, buf []byte, clients []client) {
-	fd := clients[slot].fd
+	c := &clients[slot]
 	// EV_EOF means the client will send nothing more, not that nothing is
 	// left: ev.Data still counts the bytes waiting to be read. Close only
 	// when they are all read and echoed (the article closes at once and
@@ -343,7 +371,7 @@ func echo(slot int, ev kqueue.Kevent_t, buf []byte, clients []client) {
 		closeClient(slot, clients, reason)
 		return
 	}
-	n, err := unix.Read(fd, buf)
+	n, err := unix.Read(c.fd, buf)
 	switch {
 	case err == unix.EINTR || err == unix.EAGAIN:
 		return // nothing lost; kevent will report the client again
@@ -354,7 +382,7 @@ func echo(slot int, ev kqueue.Kevent_t, buf []byte, clients []client) {
 		closeClient(slot, clients, "end of file")
 		return
 	}
-	if err := writeAll(fd, buf[:n]); err != nil {
+	if err := writeAll(c.fd, buf[:n]); err != nil {
 		closeClient(slot, clients, err.Error())
 	}
 }

@@ -1,12 +1,10 @@
 // Stage 07: the server of stage 06, with a send queue per client.
 //
-// Until now a write blocked until the client's socket took every byte, so one
-// client that sent without reading stopped the whole server. Here client
-// sockets are non-blocking: what a socket does not take at once waits in the
-// client's queue, EVFILT_WRITE is registered while the queue holds bytes and
-// says when the socket has room again, and it is deleted as soon as the queue
-// is empty. A client whose queue passes -queue bytes is not read from until
-// it drains (EV_DISABLE, then EV_ENABLE): backpressure.
+// Until now one client that sent without reading could stop the server in a
+// blocking write. Here client sockets are non-blocking: what a socket does not
+// take waits in the client's queue, and EVFILT_WRITE is registered, only while
+// the queue holds bytes, to say when there is room again. A client whose queue
+// passes -queue bytes is not read from until it drains: backpressure.
 //
 //	go run ./07-send-queue        # in one terminal
 //	nc localhost 8080             # in another; type a line, get it back
@@ -84,6 +82,7 @@ func main() {
 // handles each event, until a signal says stop.
 func serve(kq, stop int, listeners []int, socket *socketFile, maxClients, queueLimit int) {
 	spare := openSpare()
+	off := []int{}                        // listeners disabled for want of a spare (see refuseOutOfFiles)
 	clients := make([]client, maxClients) // the connection table: one slot per client
 	for i := range clients {
 		clients[i].fd = free
@@ -97,7 +96,7 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients, queueL
 		// holds the registrations, and it fills events with only those that
 		// fired, at most len(events) of them per call. The wait ends early
 		// only when a refused client's time is up (see refusals).
-		n, err := kqueue.Kevent(kq, nil, events, refused.timeout())
+		n, err := kqueue.Kevent(kq, nil, events, earlier(refused.timeout(), listenTimeout(len(off) == 0)))
 		if err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
@@ -117,24 +116,23 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients, queueL
 			case listenerToken:
 				slot, ok := acceptClient(kq, fd, &spare, clients, refused)
 				if !ok {
+					if spare < 0 && switchListener(kq, fd, false) {
+						off = append(off, fd)
+					}
 					continue
 				}
 				token := clientToken(slot, clients[slot].gen)
 				if err := change(kq, clients[slot].fd, kqueue.EVFILT_READ, kqueue.EV_ADD, token); err != nil {
 					closeClient(slot, clients, err.Error())
-					continue
 				}
-				send(kq, slot, clients, []byte("welcome!\n"))
 			case refusedToken:
 				refused.drain(fd, buf)
 			default:
 				slot, gen := tokenSlot(ev.Udata)
 				if clients[slot].gen != gen {
 					// The client this event was queued for has gone since,
-					// and its slot may already hold somebody else. With a
-					// read and a write filter per client this happens: the
-					// read event that ends a client can be followed, in the
-					// same batch, by the write event of the same client.
+					// and its slot may already hold somebody else. (A read
+					// event that ends a client may precede its write event.)
 					continue
 				}
 				switch ev.Filter {
@@ -146,6 +144,11 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients, queueL
 			}
 		}
 		refused.expire()
+		// Without its spare descriptor the loop stopped listening (see
+		// acceptClient); once the spare is back, it listens again.
+		if len(off) > 0 && takeSpare(&spare) {
+			off = slices.DeleteFunc(off, func(fd int) bool { return switchListener(kq, fd, true) })
+		}
 	}
 }
 
@@ -167,11 +170,9 @@ type client struct {
 	addr string // where it connected from, for the logs
 	gen  uint16 // how many times the slot has changed hands; see clientToken
 
-	// What was sent to the client and not yet taken by its socket. While
-	// it holds bytes, and only then, EVFILT_WRITE is registered.
-	queue   sendQueue
-	paused  bool   // EVFILT_READ is disabled: the queue is full (see echo)
-	closing string // EVFILT_READ is deleted; close, for this reason, once the queue is empty
+	queue   sendQueue // sent, not yet taken by the socket: EVFILT_WRITE is on while it holds bytes
+	paused  bool      // EVFILT_READ is disabled: the queue is full (see echo)
+	closing string    // EVFILT_READ is deleted; close, for this reason, once the queue is empty
 }
 
 // A token has to fit in udata, which is as wide as a pointer (it is a void *
@@ -232,9 +233,26 @@ func slotOf(clients []client, fd int) int {
 	return -1
 }
 
-// acceptClient takes one connection off the listener's queue and gives it a
-// slot. It returns the slot, or false when there was none to take or no slot
-// to give.
+// switchListener enables (EV_ENABLE) or disables (EV_DISABLE) a listener's
+// registration, and reports whether the kernel did so. A disabled
+// registration stays in the kernel but is not reported: the connections
+// that arrive meanwhile wait in the listener's queue. The change carries
+// the listener's token: every change but a delete sets the udata anew.
+func switchListener(kq, listener int, on bool) bool {
+	flags := uint16(kqueue.EV_DISABLE)
+	if on {
+		flags = kqueue.EV_ENABLE
+	}
+	if err := change(kq, listener, kqueue.EVFILT_READ, flags, listenerToken); err != nil {
+		log.Printf("kevent: listener fd=%d: %v", listener, err)
+		return false
+	}
+	return true
+}
+
+// acceptClient takes one connection off the listener's queue, gives it a slot
+// and greets it. It returns the slot, or false when there was none to take or
+// no slot to give.
 func acceptClient(kq, listener int, spare *int, clients []client, refused refusals) (int, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
@@ -267,7 +285,8 @@ func acceptClient(kq, listener int, spare *int, clients []client, refused refusa
 	}
 	clients[slot] = client{fd: fd, addr: addrString(sa), gen: clients[slot].gen}
 	log.Printf("accepted client fd=%d from %s", fd, clients[slot].addr)
-	return slot, true
+	send(kq, slot, clients, []byte("welcome!\n"))
+	return slot, clients[slot].fd == fd // send closes a client it cannot queue for
 }
 
 // refusals are the clients turned away because every slot was taken: from
@@ -336,8 +355,7 @@ func (r refusals) timeout() *unix.Timespec {
 	return &ts
 }
 
-// echo reads what the client in slot sent and sends it back. A client whose
-// queue has reached limit is not read from until it drains (see flush).
+// echo reads what the client in slot sent and sends it back.
 func echo(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, limit int) {
 	c := &clients[slot]
 	// EV_EOF means the client will send nothing more, not that nothing is
@@ -346,7 +364,7 @@ func echo(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, limit 
 	// loses them). Fflags holds the socket's error, if it has one.
 	if ev.Flags&kqueue.EV_EOF != 0 && ev.Data == 0 {
 		if ev.Fflags != 0 {
-			broken(slot, clients, unix.Errno(ev.Fflags))
+			closeClient(slot, clients, unix.Errno(ev.Fflags).Error())
 			return
 		}
 		endOfInput(kq, slot, clients)
@@ -357,18 +375,16 @@ func echo(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, limit 
 	case err == unix.EINTR || err == unix.EAGAIN:
 		return // nothing lost; kevent will report the client again
 	case err != nil:
-		broken(slot, clients, err)
+		closeClient(slot, clients, err.Error())
 		return
 	case n == 0:
 		endOfInput(kq, slot, clients)
 		return
 	}
 	send(kq, slot, clients, buf[:n])
-	// Backpressure. A client that sends faster than it reads grows its own
-	// queue; so at the bound the server stops reading from it: EV_DISABLE
-	// keeps the registration, with its token, but reports nothing. What the
-	// client goes on sending fills the kernel's buffers, and then TCP's flow
-	// control stops the client itself, while every other client is served.
+	// Backpressure: EV_DISABLE keeps the registration, with its token, but
+	// reports nothing. The client's bytes fill the kernel's buffers, and
+	// then TCP's flow control stops the client itself.
 	if !c.paused && c.queue.Len() >= limit {
 		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen)); err != nil {
 			closeClient(slot, clients, err.Error())
@@ -379,10 +395,9 @@ func echo(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, limit 
 	}
 }
 
-// endOfInput handles a client that has shut down its sending side. It may
-// still be reading (a half-close, shutdown(2)), so what is queued for it is
-// sent before the connection is closed (see flush). Its read filter goes:
-// an end of file would otherwise be reported on every call.
+// endOfInput handles a client that has shut down its sending side: it may
+// still read (a half-close), so what is queued goes first (see flush). Its
+// read filter goes, or the end of file would be reported on every call.
 func endOfInput(kq, slot int, clients []client) {
 	c := &clients[slot]
 	if c.queue.Len() == 0 {
@@ -397,29 +412,26 @@ func endOfInput(kq, slot int, clients []client) {
 	c.closing = "end of file"
 }
 
-// send sends p to the client in slot. It never blocks and never drops a
-// byte: what the socket does not take now is copied to the client's queue,
-// and EVFILT_WRITE is registered to say when there is room for more. A
-// write that fails is treated the same way: the write filter reports a
-// broken socket at once, and flush, whose write then fails too, closes the
-// client. So a failed send has one way out, through the loop.
+// send sends p to the client in slot, never blocking and never dropping a
+// byte: what the socket does not take is queued, and EVFILT_WRITE registered
+// to say when there is room. A failed write is treated the same way: the
+// write filter reports the broken socket at once, and flush closes it.
 func send(kq, slot int, clients []client, p []byte) {
 	c := &clients[slot]
 	if c.queue.Len() > 0 {
 		c.queue.write(p) // behind what waits; flush sends it
 		return
 	}
-	// Nothing is waiting, so the bytes may go straight to the socket,
-	// without a copy; usually all of them fit. write(2) may take fewer
-	// bytes than it is given (the articles ignore its count and lose the
-	// rest), and on a full non-blocking socket it takes none: EAGAIN.
+	// Nothing waits, so the bytes go straight to the socket, uncopied.
+	// write(2) may take fewer than it is given (the articles ignore its
+	// count and lose the rest), and a full socket takes none: EAGAIN.
 	n, _ := unix.Write(c.fd, p)
 	c.queue.write(p[max(n, 0):])
 	if c.queue.Len() == 0 {
 		return
 	}
 	if err := change(kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
-		broken(slot, clients, err)
+		closeClient(slot, clients, err.Error())
 	}
 }
 
@@ -435,7 +447,7 @@ func flush(kq, slot int, clients []client, limit int) {
 			break
 		}
 		if err != nil {
-			broken(slot, clients, err)
+			closeClient(slot, clients, err.Error())
 			return
 		}
 		c.queue.consume(n)
@@ -444,9 +456,7 @@ func flush(kq, slot int, clients []client, limit int) {
 		}
 	}
 	token := clientToken(slot, c.gen)
-	if c.paused && c.queue.Len() <= limit/2 {
-		// Resume at half the bound, not just below it, so that the filter
-		// does not flip at every read.
+	if c.paused && c.queue.Len() <= limit/2 { // half: not a flip at every read
 		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, token); err != nil {
 			closeClient(slot, clients, err.Error())
 			return
@@ -454,108 +464,56 @@ func flush(kq, slot int, clients []client, limit int) {
 		c.paused = false
 		log.Printf("client fd=%d from %s: %d bytes queued; reading resumed", c.fd, c.addr, c.queue.Len())
 	}
-	if c.queue.Len() > 0 {
-		return // EVFILT_WRITE will say when there is room again
-	}
-	if c.closing != "" {
+	switch {
+	case c.queue.Len() > 0: // EVFILT_WRITE will say when there is room again
+	case c.closing != "":
 		closeClient(slot, clients, c.closing)
-		return
-	}
-	// A socket has room in its send buffer nearly all the time, so a write
-	// filter left registered with nothing to send would report the client
-	// on every call: a busy loop. It goes as soon as the queue is empty.
-	if err := change(kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, token); err != nil {
-		closeClient(slot, clients, err.Error())
+	default:
+		// A socket has room nearly all the time: a write filter left with
+		// nothing to send would report it on every call, a busy loop.
+		if err := change(kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, token); err != nil {
+			closeClient(slot, clients, err.Error())
+		}
 	}
 }
 
-// chunkSize is the unit send queues are made of.
-const chunkSize = 64 << 10
-
 // A sendQueue holds what was sent to a client and not yet taken by its
-// socket, in chunks of chunkSize. Spent chunks go back to a pool, and new
-// ones come from it, so a queue that fills and drains all day allocates
-// nothing, and the memory it holds follows the bytes it holds. (A single
-// growing slice is simpler, but every time it grows or empties it leaves a
-// copy behind for the garbage collector; the README has the measurement.)
+// socket, oldest first: copies, since the caller's buffer is reused. Pieces
+// sent are kept to copy the next ones into, so that a queue that fills and
+// drains all day allocates nothing (the README has the measurement).
 type sendQueue struct {
-	chunks [][]byte // each filled from the start; the last may be part full
-	off    int      // how much of the first chunk has been sent
+	pieces [][]byte
+	off    int      // how much of the first piece has been sent
 	n      int      // bytes queued
+	spent  [][]byte // emptied pieces, to copy the next ones into
 }
 
 func (q *sendQueue) Len() int { return q.n }
 
-// write appends p to the queue.
+// write appends a copy of p to the queue.
 func (q *sendQueue) write(p []byte) {
-	for len(p) > 0 {
-		last := len(q.chunks) - 1
-		if last < 0 || len(q.chunks[last]) == chunkSize {
-			q.chunks = append(q.chunks, pool.get())
-			last++
-		}
-		chunk := q.chunks[last]
-		n := copy(chunk[len(chunk):chunkSize], p)
-		q.chunks[last] = chunk[:len(chunk)+n]
-		p = p[n:]
-		q.n += n
+	if len(p) == 0 {
+		return
 	}
+	var piece []byte
+	if last := len(q.spent) - 1; last >= 0 {
+		piece, q.spent = q.spent[last], q.spent[:last]
+	}
+	q.pieces, q.n = append(q.pieces, append(piece[:0], p...)), q.n+len(p)
 }
 
-// front is the queue's oldest bytes, up to a chunk of them.
-func (q *sendQueue) front() []byte { return q.chunks[0][q.off:] }
+// front is the queue's oldest bytes, one piece of them.
+func (q *sendQueue) front() []byte { return q.pieces[0][q.off:] }
 
 // consume drops the n oldest bytes, which the socket has taken.
 func (q *sendQueue) consume(n int) {
-	q.off += n
-	q.n -= n
-	for len(q.chunks) > 0 && q.off == len(q.chunks[0]) {
-		pool.put(q.chunks[0])
-		q.chunks = slices.Delete(q.chunks, 0, 1)
-		q.off = 0
+	if q.off, q.n = q.off+n, q.n-n; q.off == len(q.pieces[0]) {
+		q.spent = append(q.spent, q.pieces[0])
+		q.pieces, q.off = slices.Delete(q.pieces, 0, 1), 0
 	}
-}
-
-// release gives back the chunks of a client that is gone.
-func (q *sendQueue) release() {
-	for _, chunk := range q.chunks {
-		pool.put(chunk)
+	if q.n == 0 {
+		q.spent = nil // an idle client holds no memory
 	}
-	*q = sendQueue{}
-}
-
-// pool keeps spent chunks for the next queue that needs one, up to maxSpare
-// of them (two full queues at the default -queue); beyond that they are left
-// to the garbage collector. Only the loop touches it, so it needs no lock.
-var pool chunkPool
-
-type chunkPool struct{ spare [][]byte }
-
-const maxSpare = 32
-
-func (p *chunkPool) get() []byte {
-	if n := len(p.spare); n > 0 {
-		chunk := p.spare[n-1]
-		p.spare = p.spare[:n-1]
-		return chunk
-	}
-	return make([]byte, 0, chunkSize)
-}
-
-func (p *chunkPool) put(chunk []byte) {
-	if len(p.spare) < maxSpare {
-		p.spare = append(p.spare, chunk[:0])
-	}
-}
-
-// broken closes a client whose connection failed with err. If bytes were
-// still queued for it, a send has failed, and the log says how much is lost.
-func broken(slot int, clients []client, err error) {
-	c := &clients[slot]
-	if c.queue.Len() > 0 {
-		log.Printf("client fd=%d from %s: send failed: %v (%d bytes not sent)", c.fd, c.addr, err, c.queue.Len())
-	}
-	closeClient(slot, clients, err.Error())
 }
 
 // closeClient closes a client's descriptor, which also removes its kevent:
@@ -568,7 +526,6 @@ func closeClient(slot int, clients []client, reason string) {
 	}
 	log.Printf("client fd=%d from %s closed: %s", fd, clients[slot].addr, reason)
 	unix.Close(fd)
-	clients[slot].queue.release()
 	clients[slot] = client{fd: free, gen: clients[slot].gen + 1}
 }
 

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -360,7 +361,11 @@ func clearStaleSocket(path string) error {
 func (s *socketFile) remove() {
 	defer s.lock.release()
 	var st unix.Stat_t
-	if err := unix.Lstat(s.path, &st); err != nil || uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino {
+	switch err := unix.Lstat(s.path, &st); {
+	case err == unix.ENOENT:
+		log.Printf("socket file %s is gone already (moved or removed by someone else)", s.path)
+		return
+	case err != nil || uint64(st.Dev) != s.dev || uint64(st.Ino) != s.ino:
 		log.Printf("leaving %s alone: it is no longer this server's socket", s.path)
 		return
 	}
@@ -405,31 +410,47 @@ func addrString(sa unix.Sockaddr) string {
 }
 
 // notifyOnSignal returns the read end of a pipe that becomes readable when
-// SIGINT or SIGTERM arrives. The loop spends its time parked in the kernel,
-// not in Go code, so the news has to reach it as a descriptor it already
-// watches: the self-pipe trick. The byte written is the signal's number.
+// SIGINT or SIGTERM first arrives. The loop spends its time parked in the
+// kernel, not in Go code, so the news has to reach it as a descriptor it
+// already watches: the self-pipe trick. The byte written is the signal's
+// number.
 func notifyOnSignal() int {
 	var p [2]int
 	if err := unix.Pipe(p[:]); err != nil {
 		log.Fatalf("pipe: %v", err)
 	}
-	signals := make(chan os.Signal, 1)
+	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		for sig := range signals {
-			unix.Write(p[1], []byte{byte(sig.(syscall.Signal))})
+		sig := (<-signals).(syscall.Signal)
+		// A pipe with room takes the byte; a write interrupted before it
+		// began (EINTR) took nothing, and must be made again, or the loop
+		// never hears of the signal.
+		for {
+			if _, err := unix.Write(p[1], []byte{byte(sig)}); err != unix.EINTR {
+				break
+			}
 		}
+		// A second signal while the first is being handled ends the process
+		// at once: whoever presses Ctrl-C again will not wait for a shutdown
+		// that is taking too long, or is stuck (say, writing its log to a
+		// terminal whose output is paused). With the handler gone the
+		// signal kills the process, so a shell shows 130 for SIGINT and 143
+		// for SIGTERM, as for any program that does not catch them.
+		sig = (<-signals).(syscall.Signal)
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		unix.Kill(os.Getpid(), sig)
 	}()
 	return p[0]
 }
 
 // openSpare holds one descriptor in reserve, for refuseOutOfFiles.
 func openSpare() int {
-	fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0)
-	if err != nil {
-		log.Fatalf("open /dev/null: %v", err)
+	spare := -1
+	if !takeSpare(&spare) {
+		log.Fatalf("open /dev/null: %v", spareErr)
 	}
-	return fd
+	return spare
 }
 
 // refuseOutOfFiles is acceptClient's answer to EMFILE or ENFILE: the process
@@ -437,11 +458,70 @@ func openSpare() int {
 // readable and a naive loop would spin on it for ever. Free the spare
 // descriptor, accept the client with it, close it at once, and take the
 // spare back: the client is told no, and the loop moves on.
+//
+// The spare may not come back: the number freed can be taken by another
+// thread meanwhile, or the whole system be out of files. Then *spare is -1,
+// the next client could not be refused and would keep the listener
+// readable; so the caller stops watching the listener until takeSpare,
+// tried after every batch of events and at least every spareRetry, has the
+// spare again.
 func refuseOutOfFiles(listener int, spare *int) {
+	if *spare < 0 {
+		return
+	}
 	unix.Close(*spare)
+	*spare = -1
 	if fd, _, err := unix.Accept(listener); err == nil {
 		unix.Close(fd)
 	}
-	*spare, _ = unix.Open("/dev/null", unix.O_RDONLY, 0)
 	log.Printf("refused a client: out of file descriptors")
+	if !takeSpare(spare) {
+		log.Printf("no spare descriptor (open /dev/null: %v): not accepting until there is one", spareErr)
+	}
+}
+
+// takeSpare opens the spare descriptor unless it is held already, and
+// reports whether it is held. Once it is back after a failure, it says so in
+// the log.
+func takeSpare(spare *int) bool {
+	if *spare >= 0 {
+		return true
+	}
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		spareErr = err
+		return false
+	}
+	if spareErr != nil {
+		log.Printf("spare descriptor back: accepting again")
+	}
+	*spare, spareErr = fd, nil
+	return true
+}
+
+// spareErr is why the spare descriptor could not be opened, while it cannot.
+var spareErr error
+
+// spareRetry is how long a loop without its spare waits at most before it
+// tries to take it again.
+const spareRetry = 100 * time.Millisecond
+
+// listenTimeout is how long the loop may wait for events as far as the
+// spare is concerned: for ever (nil) while it is listening, but spareRetry
+// while it is not, so that it tries again to take the spare even if nothing
+// else happens.
+func listenTimeout(listening bool) *unix.Timespec {
+	if listening {
+		return nil
+	}
+	ts := unix.NsecToTimespec(spareRetry.Nanoseconds())
+	return &ts
+}
+
+// earlier is the shorter of two timeouts, nil being for ever.
+func earlier(a, b *unix.Timespec) *unix.Timespec {
+	if a == nil || b != nil && b.Nano() < a.Nano() {
+		return b
+	}
+	return a
 }

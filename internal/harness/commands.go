@@ -12,6 +12,7 @@ import "github.com/rogpeppe/go-internal/testscript"
 //	commands_slow.go     slow readers and memory (stage 07)
 //	commands_split.go    CPU time and trickling clients (stages 07, 08)
 //	commands_stages.go   a stuck server, interruptions, descriptors (01-06)
+//	commands_faults.go   failures on purpose: strace's injections, a jammed log
 //	commands_trace.go    KQUEUE_TRACE (02 on)
 //	commands_multi.go    several loops (11 on)
 //	check.go             the exercises' own checks
@@ -35,6 +36,7 @@ var commands = map[string]func(ts *testscript.TestScript, neg bool, args []strin
 	"interrupt": cmdInterrupt,
 	"listening": cmdListening,
 	"log":       cmdLog,
+	"logjam":    cmdLogjam,
 	"nofile":    cmdNofile,
 	"quiet":     cmdQuiet,
 	"refused":   cmdRefused,
@@ -48,6 +50,7 @@ var commands = map[string]func(ts *testscript.TestScript, neg bool, args []strin
 	"shut":     cmdShut,
 	"signal":   cmdSignal,
 	"slowread": cmdSlowread,
+	"strace":   cmdStrace,
 	"stuck":    cmdStuck,
 	"swarm":    cmdSwarm,
 	"tracing":  cmdTracing,

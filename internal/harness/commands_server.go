@@ -24,9 +24,11 @@ package harness
 //	listening tcp4|tcp6|unix
 //	                       wait for a `listening on` line of that kind and set its
 //	                       variable (for servers with more than one listener)
-//	signal [-elsewhere] [INT|TERM]
+//	signal [-elsewhere] [-nowait|-killed] [INT|TERM]
 //	                       send the signal (default INT), wait for the server to exit
-//	                       and require exit status 0; `! signal` requires non-zero.
+//	                       and require exit status 0; `! signal` requires non-zero,
+//	                       -killed that the signal killed it (as it does a program
+//	                       with no handler), and -nowait only sends it.
 //	                       (Not `stop`: that is testscript's, and ends the script.)
 //	                       The kernel gives a process's signal to any one of its
 //	                       threads; -elsewhere chooses one that is not asleep in
@@ -181,6 +183,11 @@ type server struct {
 	stderrEOF bool
 	exited    bool
 	state     *os.ProcessState
+
+	// The stderr pipe's read end, for logjam (commands_faults.go), which
+	// stops the reader while jammed is set; parked says it has stopped.
+	stderrR        *os.File
+	jammed, parked bool
 }
 
 type listener struct {
@@ -216,6 +223,7 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 		err := srv.cmd.Wait()
 		srv.update(func() {
 			srv.exited = true
+			srv.jammed = false // read what is left, to the end
 			srv.state = srv.cmd.ProcessState
 			if err != nil && srv.state == nil {
 				srv.badStdout = "wait: " + err.Error()
@@ -244,7 +252,7 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 // pipe connects the child's output (*w) to a pipe read by read in the
 // background, and returns the write end, which the parent must close after
 // starting the child.
-func (srv *server) pipe(ts *testscript.TestScript, w *io.Writer, read func(io.Reader)) *os.File {
+func (srv *server) pipe(ts *testscript.TestScript, w *io.Writer, read func(*os.File)) *os.File {
 	r, wf, err := os.Pipe()
 	ts.Check(err)
 	*w = wf
@@ -255,7 +263,7 @@ func (srv *server) pipe(ts *testscript.TestScript, w *io.Writer, read func(io.Re
 	return wf
 }
 
-func (srv *server) readStdout(r io.Reader) {
+func (srv *server) readStdout(r *os.File) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
@@ -270,10 +278,14 @@ func (srv *server) readStdout(r io.Reader) {
 	srv.update(func() { srv.stdoutEOF = true })
 }
 
-func (srv *server) readStderr(r io.Reader) {
-	sc := bufio.NewScanner(r)
+func (srv *server) readStderr(r *os.File) {
+	srv.update(func() { srv.stderrR = r })
+	sc := bufio.NewScanner(jamReader{srv, r})
 	for sc.Scan() {
 		line := sc.Text()
+		if line == "" {
+			continue // logjam's filler; the server logs no empty lines
+		}
 		srv.update(func() { srv.stderr = append(srv.stderr, line) })
 	}
 	srv.update(func() { srv.stderrEOF = true })
@@ -284,6 +296,11 @@ func (srv *server) update(f func()) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	f()
+	srv.wake()
+}
+
+// wake wakes every waiter; the caller holds the lock.
+func (srv *server) wake() {
 	close(srv.changed)
 	srv.changed = make(chan struct{})
 }
@@ -454,9 +471,22 @@ func runningServer(ts *testscript.TestScript, cmd string) *server {
 }
 
 func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
-	elsewhere := len(args) > 0 && args[0] == "-elsewhere"
-	if elsewhere {
+	var elsewhere, nowait, killed bool
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-elsewhere":
+			elsewhere = true
+		case "-nowait":
+			nowait = true
+		case "-killed":
+			killed = true
+		default:
+			ts.Fatalf("signal: unknown option %s", args[0])
+		}
 		args = args[1:]
+	}
+	if nowait && (killed || neg) {
+		ts.Fatalf("signal: -nowait checks nothing: no ! and no -killed")
 	}
 	sig, name := syscall.SIGINT, "INT"
 	if len(args) > 0 {
@@ -464,7 +494,7 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	switch {
 	case len(args) > 1:
-		ts.Fatalf("usage: signal [-elsewhere] [INT|TERM]")
+		ts.Fatalf("usage: signal [-elsewhere] [-nowait|-killed] [INT|TERM]")
 	case name == "INT":
 	case name == "TERM":
 		sig = syscall.SIGTERM
@@ -486,6 +516,9 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	} else {
 		ts.Check(srv.cmd.Process.Signal(sig))
 	}
+	if nowait {
+		return
+	}
 	exited := srv.waitUntil(func() bool { return srv.exited && srv.stderrEOF })
 	if !exited {
 		srv.kill()
@@ -495,6 +528,10 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	switch {
 	case !exited:
 		ts.Fatalf("signal: the server was still running %v after SIG%s; its stderr:\n%s", deadline, name, srv.logTail())
+	case killed:
+		if ws, ok := srv.state.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != sig {
+			ts.Fatalf("signal: after SIG%s the server ended with %v, expected to be killed by the signal", name, srv.state)
+		}
 	case srv.state.ExitCode() == 0 && neg:
 		ts.Fatalf("signal: after SIG%s the server exited with status 0, expected non-zero", name)
 	case srv.state.ExitCode() != 0 && !neg:

@@ -37,6 +37,7 @@
 //	[loops]       the stage runs several loops, -loops (since 11)
 //	[fdlimit:N]   this process may open at least N files (skip if not)
 //	[nc]          nc is the OpenBSD netcat, which has -N (Debian: netcat-openbsd)
+//	[strace]      strace(1) is installed and may attach to the server
 //	[ipv6]        the machine has an IPv6 loopback address
 //
 // The stage is on PATH as `server` (behind the time limit of guard.go), so a
@@ -279,6 +280,8 @@ func condition(st stage, cond string) (bool, error) {
 		return st.num >= multiLoopStage, nil
 	case "nc":
 		return ncHasN(), nil
+	case "strace":
+		return straceWorks(), nil
 	case "ipv6":
 		ln, err := net.Listen("tcp6", "[::1]:0")
 		if err != nil {
@@ -287,7 +290,7 @@ func condition(st stage, cond string) (bool, error) {
 		ln.Close()
 		return true, nil
 	}
-	return false, errors.New("unknown condition; the workbook's are stage:NN, since:NN, greets, handlers, loops, fdlimit:N, nc, ipv6")
+	return false, errors.New("unknown condition; the workbook's are stage:NN, since:NN, greets, handlers, loops, fdlimit:N, nc, strace, ipv6")
 }
 
 // handlerStage is the first stage whose loop calls a handler (10-callbacks).
