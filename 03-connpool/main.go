@@ -91,7 +91,11 @@ func serve(kq, stop, listener, maxClients int) {
 			case listener:
 				client, ok := acceptClient(kq, listener, &spare, clients, refused)
 				if !ok {
-					if spare < 0 && switchListener(kq, listener, false) {
+					// Out of descriptors with no spare to refuse the next
+					// client with (see refuseOutOfFiles): stop listening.
+					// A disabled registration stays in the kernel but is
+					// not reported; newcomers wait in the listener's queue.
+					if spare < 0 && change(kq, listener, kqueue.EVFILT_READ, kqueue.EV_DISABLE, 0) == nil {
 						off = append(off, listener)
 					}
 					continue
@@ -108,10 +112,11 @@ func serve(kq, stop, listener, maxClients int) {
 			}
 		}
 		refused.expire()
-		// Without its spare descriptor the loop stopped listening (see
-		// acceptClient); once the spare is back, it listens again.
+		// Once the spare is back, the loop listens again.
 		if len(off) > 0 && takeSpare(&spare) {
-			off = slices.DeleteFunc(off, func(fd int) bool { return switchListener(kq, fd, true) })
+			off = slices.DeleteFunc(off, func(fd int) bool {
+				return change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, 0) == nil
+			})
 		}
 	}
 }
@@ -154,22 +159,6 @@ func slotOf(clients []client, fd int) int {
 		}
 	}
 	return -1
-}
-
-// switchListener enables (EV_ENABLE) or disables (EV_DISABLE) a listener's
-// registration, and reports whether the kernel did so. A disabled
-// registration stays in the kernel but is not reported: the connections
-// that arrive meanwhile wait in the listener's queue.
-func switchListener(kq, listener int, on bool) bool {
-	flags := uint16(kqueue.EV_DISABLE)
-	if on {
-		flags = kqueue.EV_ENABLE
-	}
-	if err := change(kq, listener, kqueue.EVFILT_READ, flags, 0); err != nil {
-		log.Printf("kevent: listener fd=%d: %v", listener, err)
-		return false
-	}
-	return true
 }
 
 // acceptClient takes one connection off the listener's queue, gives it a slot

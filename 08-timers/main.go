@@ -126,7 +126,11 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients, queueL
 			case listenerToken:
 				slot, ok := acceptClient(kq, fd, &spare, clients, refused)
 				if !ok {
-					if spare < 0 && switchListener(kq, fd, false) {
+					// Out of descriptors with no spare to refuse the next
+					// client with (see refuseOutOfFiles): stop listening.
+					// A disabled registration stays in the kernel but is
+					// not reported; newcomers wait in the listener's queue.
+					if spare < 0 && change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, listenerToken) == nil {
 						off = append(off, fd)
 					}
 					continue
@@ -141,7 +145,7 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients, queueL
 				sweep(clients, idle)
 			default:
 				slot, gen := tokenSlot(ev.Udata)
-				if clients[slot].gen != gen {
+				if uint16(clients[slot].gen) != gen {
 					// The client this event was queued for has gone since,
 					// and its slot may already hold somebody else. (A read
 					// event that ends a client may precede its write event.)
@@ -156,10 +160,11 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients, queueL
 			}
 		}
 		refused.expire()
-		// Without its spare descriptor the loop stopped listening (see
-		// acceptClient); once the spare is back, it listens again.
+		// Once the spare is back, the loop listens again.
 		if len(off) > 0 && takeSpare(&spare) {
-			off = slices.DeleteFunc(off, func(fd int) bool { return switchListener(kq, fd, true) })
+			off = slices.DeleteFunc(off, func(fd int) bool {
+				return change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, listenerToken) == nil
+			})
 		}
 	}
 }
@@ -203,7 +208,7 @@ func startSweep(kq int, idle time.Duration) error {
 type client struct {
 	fd   int    // the client's descriptor, or free
 	addr string // where it connected from, for the logs
-	gen  uint16 // how many times the slot has changed hands; see clientToken
+	gen  uint32 // how many times the slot has changed hands; see clientToken
 
 	queue   sendQueue // sent, not yet taken by the socket: EVFILT_WRITE is on while it holds bytes
 	paused  bool      // EVFILT_READ is disabled: the queue is full (see echo)
@@ -240,12 +245,13 @@ const (
 // a table the program keeps is just as direct. But a slot is reused, so an
 // event queued for its old client could be taken for the new one; the
 // generation, bumped every time a client leaves, tells them apart. (Go's own
-// network poller guards its descriptors the same way.) Sixteen bits are
-// plenty: closing a descriptor removes its pending events (kevent(2)), so an
-// event can only be stale within the batch it came in, and in a batch of at
-// most len(events) events a slot cannot change hands 65,536 times.
-func clientToken(slot int, gen uint16) uint64 {
-	return uint64(gen)<<slotBits | uint64(slot)
+// network poller guards its descriptors the same way.) The token carries
+// the low sixteen bits of the slot's count, and they are plenty: closing a
+// descriptor removes its pending events (kevent(2)), so an event can only be
+// stale within the batch it came in, and in a batch of at most len(events)
+// events a slot cannot change hands 65,536 times.
+func clientToken(slot int, gen uint32) uint64 {
+	return uint64(uint16(gen))<<slotBits | uint64(slot)
 }
 
 // tokenSlot reads the slot and generation back out of a client's token.
@@ -269,23 +275,6 @@ func slotOf(clients []client, fd int) int {
 		}
 	}
 	return -1
-}
-
-// switchListener enables (EV_ENABLE) or disables (EV_DISABLE) a listener's
-// registration, and reports whether the kernel did so. A disabled
-// registration stays in the kernel but is not reported: the connections
-// that arrive meanwhile wait in the listener's queue. The change carries
-// the listener's token: every change but a delete sets the udata anew.
-func switchListener(kq, listener int, on bool) bool {
-	flags := uint16(kqueue.EV_DISABLE)
-	if on {
-		flags = kqueue.EV_ENABLE
-	}
-	if err := change(kq, listener, kqueue.EVFILT_READ, flags, listenerToken); err != nil {
-		log.Printf("kevent: listener fd=%d: %v", listener, err)
-		return false
-	}
-	return true
 }
 
 // acceptClient takes one connection off the listener's queue, gives it a slot

@@ -1,14 +1,14 @@
-// Stage 09: the server of stage 08, with its changes riding on the wait. (Being written.)
+// Stage 09: the server of stage 08, with its changes riding on the wait.
 //
-// A client that connects and says nothing holds a slot for ever, and ten of
-// them lock everybody else out. Here one periodic EVFILT_TIMER, kqueue's own
-// clock, fires a few times per -idle period, and each time the loop sweeps
-// the table for clients with nothing read from them and nothing written to
-// them for that long, and closes them. A timer needs no descriptor: its
-// ident is a number of the program's choosing.
+// One kevent call takes a list of changes and returns events; epoll needs a
+// system call per change. Until now every change was a kevent call of its
+// own. Here the loop keeps the changes of a turn and hands them all to its
+// next kevent call, which applies them, then waits. A change the kernel
+// refuses comes back among the events, as an EV_ERROR entry. The list is
+// kept from one turn to the next, so the loop becomes a type, with methods.
 //
-//	go run ./08-timers -idle 10s  # in one terminal
-//	nc localhost 8080             # in another; say nothing for 10 s
+//	KQUEUE_TRACE=1 go run ./09-changelist    # in one terminal: watch the calls
+//	nc localhost 8080                        # in another
 package main
 
 import (
@@ -72,40 +72,53 @@ func main() {
 	if err != nil {
 		log.Fatalf("kqueue: %v", err)
 	}
-	for _, fd := range listeners {
-		if err := change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken); err != nil {
-			log.Fatalf("kevent: listener: %v", err)
-		}
+	l := &loop{kq: kq}
+	for _, fd := range listeners { // these ride with the first wait
+		l.change(fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken)
 	}
-	if err := change(kq, stop, kqueue.EVFILT_READ, kqueue.EV_ADD, stopToken); err != nil {
-		log.Fatalf("kevent: signal pipe: %v", err)
-	}
+	l.change(stop, kqueue.EVFILT_READ, kqueue.EV_ADD, stopToken)
 	if *idle > 0 {
-		if err := startSweep(kq, *idle); err != nil {
-			log.Fatalf("kevent: idle timer: %v", err)
-		}
+		l.startSweep(*idle)
 	}
-	serve(kq, stop, listeners, socket, *maxClients, *queueLimit, *idle)
+	l.serve(stop, listeners, socket, *maxClients, *queueLimit, *idle)
+}
+
+// loop is what the event loop keeps from one turn to the next: its queue,
+// the changes for its next kevent call, and the clients they are for.
+type loop struct {
+	kq      int
+	pending []kqueue.Kevent_t // see change
+	clients []client          // the connection table: one slot per client
+	refused refusals          // clients turned away for want of a slot, until closed
 }
 
 // serve is the event loop: it waits for whatever the kernel reports and
 // handles each event, until a signal says stop.
-func serve(kq, stop int, listeners []int, socket *socketFile, maxClients, queueLimit int, idle time.Duration) {
+func (l *loop) serve(stop int, listeners []int, socket *socketFile, maxClients, queueLimit int, idle time.Duration) {
 	spare := openSpare()
+	off := []int{}                        // listeners disabled for want of a spare (see refuseOutOfFiles)
 	clients := make([]client, maxClients) // the connection table: one slot per client
 	for i := range clients {
 		clients[i].fd = free
 	}
-	refused := refusals{} // clients turned away for want of a slot, until closed
+	l.clients = clients
+	l.refused = refusals{}
 	buf := make([]byte, 64<<10)
 	events := make([]kqueue.Kevent_t, 64)
 
 	for {
-		// Nothing is copied in and nothing is scanned: the kernel already
-		// holds the registrations, and it fills events with only those that
-		// fired, at most len(events) of them per call. The wait ends early
-		// only when a refused client's time is up (see refusals).
-		n, err := kqueue.Kevent(kq, nil, events, refused.timeout())
+		// The last turn's changes ride with the wait: the kernel applies
+		// them in order, then fills events with what fired, at most
+		// len(events) of it. A change it refuses is written to events as an
+		// EV_ERROR entry, but only while there is room; with none left
+		// kevent returns -1 there, and the changes after it are never
+		// applied (kevent(2)). So events is at least as long as the list.
+		// The wait ends early only when a refused client's time is up.
+		if len(l.pending) > len(events) {
+			events = make([]kqueue.Kevent_t, len(l.pending))
+		}
+		n, err := kqueue.Kevent(l.kq, l.pending, events, earlier(l.refused.timeout(), listenTimeout(len(off) == 0)))
+		l.pending = l.pending[:0] // applied, even by a call a signal interrupts
 		if err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
@@ -118,57 +131,98 @@ func serve(kq, stop int, listeners []int, socket *socketFile, maxClients, queueL
 		// waiting for the next).
 		for _, ev := range events[:n] {
 			fd := int(ev.Ident)
+			if ev.Flags&kqueue.EV_ERROR != 0 {
+				l.changeFailed(ev)
+				continue
+			}
 			switch ev.Udata {
 			case stopToken:
-				shutdown(kq, stop, listeners, socket, clients, refused)
+				l.shutdown(stop, listeners, socket)
 				return
 			case listenerToken:
-				slot, ok := acceptClient(kq, fd, &spare, clients, refused)
+				slot, ok := l.acceptClient(fd, &spare)
 				if !ok {
+					// Out of descriptors with no spare to refuse the next
+					// client with (see refuseOutOfFiles): stop listening.
+					// A disabled registration stays in the kernel but is
+					// not reported; newcomers wait in the listener's queue.
+					if spare < 0 {
+						l.change(fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, listenerToken)
+						off = append(off, fd)
+					}
 					continue
 				}
 				token := clientToken(slot, clients[slot].gen)
-				if err := change(kq, clients[slot].fd, kqueue.EVFILT_READ, kqueue.EV_ADD, token); err != nil {
-					closeClient(slot, clients, err.Error())
-					continue
-				}
-				send(kq, slot, clients, []byte("welcome!\n"))
+				l.change(clients[slot].fd, kqueue.EVFILT_READ, kqueue.EV_ADD, token)
 			case refusedToken:
-				refused.drain(fd, buf)
+				l.refused.drain(fd, buf)
 			case sweepToken:
-				sweep(clients, idle)
+				l.sweep(idle)
 			default:
 				slot, gen := tokenSlot(ev.Udata)
-				if clients[slot].gen != gen {
+				if uint16(clients[slot].gen) != gen {
 					// The client this event was queued for has gone since,
-					// and its slot may already hold somebody else. With a
-					// read and a write filter per client this happens: the
-					// read event that ends a client can be followed, in the
-					// same batch, by the write event of the same client.
+					// and its slot may already hold somebody else. (A read
+					// event that ends a client may precede its write event.)
 					continue
 				}
 				switch ev.Filter {
 				case kqueue.EVFILT_READ:
-					echo(kq, slot, ev, buf, clients, queueLimit)
+					l.echo(slot, ev, buf, queueLimit)
 				case kqueue.EVFILT_WRITE:
-					flush(kq, slot, clients, queueLimit)
+					l.flush(slot, queueLimit)
 				}
 			}
 		}
-		refused.expire()
+		l.refused.expire()
+		// Once the spare is back, the loop listens again.
+		if len(off) > 0 && takeSpare(&spare) {
+			for _, fd := range off {
+				l.change(fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, listenerToken)
+			}
+			off = off[:0]
+		}
 	}
 }
 
-// change applies one change to fd's registration for filter, with token as
-// its udata. A registration stays in the kernel until it is deleted or fd is
-// closed, so unlike select's set it is made once, not once per call. (Frevib's
-// listener has EV_ADD | EV_ENABLE; EV_ADD enables a new registration by
-// itself.)
-func change(kq, fd int, filter int16, flags uint16, token uint64) error {
+// change records one change to fd's registration for filter, with token as
+// its udata, for the loop's next kevent call. A registration stays in the
+// kernel until it is deleted or fd is closed, so unlike select's set it is
+// made once, not once per call. (Frevib's listener has EV_ADD | EV_ENABLE;
+// EV_ADD enables a new registration by itself.)
+func (l *loop) change(fd int, filter int16, flags uint16, token uint64) {
 	var change kqueue.Kevent_t
 	kqueue.EV_SET(&change, fd, filter, flags, 0, 0, token)
-	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
-	return err
+	l.pending = append(l.pending, change)
+}
+
+// forget drops the changes pending for fd, about to be closed: a client
+// accepted later in the turn may get the same number, and the old client's
+// changes would be applied to it.
+func (l *loop) forget(fd int) {
+	l.pending = slices.DeleteFunc(l.pending, func(c kqueue.Kevent_t) bool {
+		return c.Ident == uint64(fd) && (c.Filter == kqueue.EVFILT_READ || c.Filter == kqueue.EVFILT_WRITE)
+	})
+}
+
+// changeFailed handles an EV_ERROR entry, a change the kernel refused with
+// the errno in Data. A client's ends that client, unless it is gone already
+// (its slot's generation has moved on); a refused client's ends it too. The
+// rest were the first turn's: the server cannot work without its signal
+// pipe, timer and listeners. (Enabling or disabling a listener later needs
+// no memory, and does not fail.)
+func (l *loop) changeFailed(ev kqueue.Kevent_t) {
+	switch slot, gen := tokenSlot(ev.Udata); ev.Udata {
+	case refusedToken:
+		unix.Close(int(ev.Ident))
+		delete(l.refused, int(ev.Ident))
+	case stopToken, listenerToken, sweepToken:
+		log.Fatalf("kevent: change refused for ident %d: %v", ev.Ident, unix.Errno(ev.Data))
+	default:
+		if uint16(l.clients[slot].gen) == gen {
+			l.closeClient(slot, unix.Errno(ev.Data).Error())
+		}
+	}
 }
 
 // The idle timer. A timer's ident is a number of the program's choosing, in
@@ -183,28 +237,25 @@ const sweepTimer = 1
 // the millisecond, but a change per event, and on Linux, where the
 // emulation makes each timer a timerfd, a descriptor per client. One sweep
 // over the table a few times per idle period costs next to nothing.
-func startSweep(kq int, idle time.Duration) error {
+func (l *loop) startSweep(idle time.Duration) {
 	every := max(idle/10, time.Millisecond)
 	var change kqueue.Kevent_t
 	// Data is the period in milliseconds (kevent(2)); without EV_ONESHOT the
 	// timer repeats, and each event's data says how often it expired since
 	// the last one was reported.
 	kqueue.EV_SET(&change, sweepTimer, kqueue.EVFILT_TIMER, kqueue.EV_ADD, 0, every.Milliseconds(), sweepToken)
-	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
-	return err
+	l.pending = append(l.pending, change)
 }
 
 // client is one slot of the connection table.
 type client struct {
 	fd   int    // the client's descriptor, or free
 	addr string // where it connected from, for the logs
-	gen  uint16 // how many times the slot has changed hands; see clientToken
+	gen  uint32 // how many times the slot has changed hands; see clientToken
 
-	// What was sent to the client and not yet taken by its socket. While
-	// it holds bytes, and only then, EVFILT_WRITE is registered.
-	queue   sendQueue
-	paused  bool   // EVFILT_READ is disabled: the queue is full (see echo)
-	closing string // EVFILT_READ is deleted; close, for this reason, once the queue is empty
+	queue   sendQueue // sent, not yet taken by the socket: EVFILT_WRITE is on while it holds bytes
+	paused  bool      // EVFILT_READ is disabled: the queue is full (see echo)
+	closing string    // EVFILT_READ is deleted; close, for this reason, once the queue is empty
 
 	last time.Time // when a byte last went in or out, for the idle sweep
 }
@@ -237,12 +288,13 @@ const (
 // a table the program keeps is just as direct. But a slot is reused, so an
 // event queued for its old client could be taken for the new one; the
 // generation, bumped every time a client leaves, tells them apart. (Go's own
-// network poller guards its descriptors the same way.) Sixteen bits are
-// plenty: closing a descriptor removes its pending events (kevent(2)), so an
-// event can only be stale within the batch it came in, and in a batch of at
-// most len(events) events a slot cannot change hands 65,536 times.
-func clientToken(slot int, gen uint16) uint64 {
-	return uint64(gen)<<slotBits | uint64(slot)
+// network poller guards its descriptors the same way.) The token carries
+// the low sixteen bits of the slot's count, and they are plenty: closing a
+// descriptor removes its pending events (kevent(2)), so an event can only be
+// stale within the batch it came in, and in a batch of at most len(events)
+// events a slot cannot change hands 65,536 times.
+func clientToken(slot int, gen uint32) uint64 {
+	return uint64(uint16(gen))<<slotBits | uint64(slot)
 }
 
 // tokenSlot reads the slot and generation back out of a client's token.
@@ -268,10 +320,10 @@ func slotOf(clients []client, fd int) int {
 	return -1
 }
 
-// acceptClient takes one connection off the listener's queue and gives it a
-// slot. It returns the slot, or false when there was none to take or no slot
-// to give.
-func acceptClient(kq, listener int, spare *int, clients []client, refused refusals) (int, bool) {
+// acceptClient takes one connection off the listener's queue, gives it a slot
+// and greets it. It returns the slot, or false when there was none to take or
+// no slot to give.
+func (l *loop) acceptClient(listener int, spare *int) (int, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
 	case nil:
@@ -292,17 +344,19 @@ func acceptClient(kq, listener int, spare *int, clients []client, refused refusa
 		unix.Close(fd)
 		return -1, false
 	}
+	clients := l.clients
 	slot := slotOf(clients, free)
 	if slot < 0 {
 		// The article prints "connection refused" on the server's terminal
 		// and shows nothing more, so as shown the client is never told and
 		// its descriptor is never closed. This one is told why, and closed.
 		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), len(clients))
-		refused.add(kq, fd)
+		l.refused.add(l, fd)
 		return -1, false
 	}
 	clients[slot] = client{fd: fd, addr: addrString(sa), gen: clients[slot].gen, last: time.Now()}
 	log.Printf("accepted client fd=%d from %s", fd, clients[slot].addr)
+	l.send(slot, []byte("welcome!\n"))
 	return slot, true
 }
 
@@ -321,16 +375,13 @@ const refusalGrace = 2 * time.Second
 // before the client reads it. So the server sends its end of file after
 // the message (shutdown(2), SHUT_WR), then reads and discards whatever the
 // client sends (drain) until it closes its end too, or refusalGrace is up.
-func (r refusals) add(kq, fd int) {
+func (r refusals) add(l *loop, fd int) {
 	unix.Write(fd, []byte("server full\n")) // a new socket: the few bytes fit
-	err := unix.Shutdown(fd, unix.SHUT_WR)
-	if err == nil {
-		err = change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, refusedToken)
-	}
-	if err != nil {
+	if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
 		unix.Close(fd)
 		return
 	}
+	l.change(fd, kqueue.EVFILT_READ, kqueue.EV_ADD, refusedToken)
 	r[fd] = time.Now().Add(refusalGrace)
 }
 
@@ -372,20 +423,19 @@ func (r refusals) timeout() *unix.Timespec {
 	return &ts
 }
 
-// echo reads what the client in slot sent and sends it back. A client whose
-// queue has reached limit is not read from until it drains (see flush).
-func echo(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, limit int) {
-	c := &clients[slot]
+// echo reads what the client in slot sent and sends it back.
+func (l *loop) echo(slot int, ev kqueue.Kevent_t, buf []byte, limit int) {
+	c := &l.clients[slot]
 	// EV_EOF means the client will send nothing more, not that nothing is
 	// left: ev.Data still counts the bytes waiting to be read. Close only
 	// when they are all read and echoed (the article closes at once and
 	// loses them). Fflags holds the socket's error, if it has one.
 	if ev.Flags&kqueue.EV_EOF != 0 && ev.Data == 0 {
 		if ev.Fflags != 0 {
-			broken(slot, clients, unix.Errno(ev.Fflags))
+			l.closeClient(slot, unix.Errno(ev.Fflags).Error())
 			return
 		}
-		endOfInput(kq, slot, clients)
+		l.endOfInput(slot)
 		return
 	}
 	n, err := unix.Read(c.fd, buf)
@@ -393,81 +443,66 @@ func echo(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, limit 
 	case err == unix.EINTR || err == unix.EAGAIN:
 		return // nothing lost; kevent will report the client again
 	case err != nil:
-		broken(slot, clients, err)
+		l.closeClient(slot, err.Error())
 		return
 	case n == 0:
-		endOfInput(kq, slot, clients)
+		l.endOfInput(slot)
 		return
 	}
 	c.last = time.Now()
-	send(kq, slot, clients, buf[:n])
-	// Backpressure. A client that sends faster than it reads grows its own
-	// queue; so at the bound the server stops reading from it: EV_DISABLE
-	// keeps the registration, with its token, but reports nothing. What the
-	// client goes on sending fills the kernel's buffers, and then TCP's flow
-	// control stops the client itself, while every other client is served.
+	l.send(slot, buf[:n])
+	// Backpressure: EV_DISABLE keeps the registration, with its token, but
+	// reports nothing. The client's bytes fill the kernel's buffers, and
+	// then TCP's flow control stops the client itself.
 	if !c.paused && c.queue.Len() >= limit {
-		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen)); err != nil {
-			closeClient(slot, clients, err.Error())
-			return
-		}
+		l.change(c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen))
 		c.paused = true
 		log.Printf("client fd=%d from %s: %d bytes queued; reading paused", c.fd, c.addr, c.queue.Len())
 	}
 }
 
-// endOfInput handles a client that has shut down its sending side. It may
-// still be reading (a half-close, shutdown(2)), so what is queued for it is
-// sent before the connection is closed (see flush). Its read filter goes:
-// an end of file would otherwise be reported on every call.
-func endOfInput(kq, slot int, clients []client) {
-	c := &clients[slot]
+// endOfInput handles a client that has shut down its sending side: it may
+// still read (a half-close), so what is queued goes first (see flush). Its
+// read filter goes, or the end of file would be reported on every call.
+func (l *loop) endOfInput(slot int) {
+	c := &l.clients[slot]
 	if c.queue.Len() == 0 {
-		closeClient(slot, clients, "end of file")
+		l.closeClient(slot, "end of file")
 		return
 	}
 	log.Printf("client fd=%d from %s: end of file; sending the %d bytes still queued", c.fd, c.addr, c.queue.Len())
-	if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, clientToken(slot, c.gen)); err != nil {
-		closeClient(slot, clients, err.Error())
-		return
-	}
+	l.change(c.fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, clientToken(slot, c.gen))
 	c.closing = "end of file"
 }
 
-// send sends p to the client in slot. It never blocks and never drops a
-// byte: what the socket does not take now is copied to the client's queue,
-// and EVFILT_WRITE is registered to say when there is room for more. A
-// write that fails is treated the same way: the write filter reports a
-// broken socket at once, and flush, whose write then fails too, closes the
-// client. So a failed send has one way out, through the loop.
-func send(kq, slot int, clients []client, p []byte) {
-	c := &clients[slot]
+// send sends p to the client in slot, never blocking and never dropping a
+// byte: what the socket does not take is queued, and EVFILT_WRITE registered
+// to say when there is room. A failed write is treated the same way: the
+// write filter reports the broken socket at once, and flush closes it.
+func (l *loop) send(slot int, p []byte) {
+	c := &l.clients[slot]
 	if c.queue.Len() > 0 {
 		c.queue.write(p) // behind what waits; flush sends it
 		return
 	}
-	// Nothing is waiting, so the bytes may go straight to the socket,
-	// without a copy; usually all of them fit. write(2) may take fewer
-	// bytes than it is given (the articles ignore its count and lose the
-	// rest), and on a full non-blocking socket it takes none: EAGAIN.
+	// Nothing waits, so the bytes go straight to the socket, uncopied.
+	// write(2) may take fewer than it is given (the articles ignore its
+	// count and lose the rest), and a full socket takes none: EAGAIN.
 	n, _ := unix.Write(c.fd, p)
 	if n > 0 {
 		c.last = time.Now()
 	}
 	c.queue.write(p[max(n, 0):])
-	if c.queue.Len() == 0 {
-		return
-	}
-	if err := change(kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
-		broken(slot, clients, err)
+	if c.queue.Len() > 0 {
+		l.change(c.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, clientToken(slot, c.gen))
 	}
 }
 
 // flush writes as much of the client's queue as its socket takes. It runs
 // when EVFILT_WRITE reports room in the socket's send buffer (kevent(2):
 // data is how much).
-func flush(kq, slot int, clients []client, limit int) {
-	c := &clients[slot]
+func (l *loop) flush(slot, limit int) {
+	c := &l.clients[slot]
 	for c.queue.Len() > 0 {
 		front := c.queue.front()
 		n, err := unix.Write(c.fd, front)
@@ -475,7 +510,7 @@ func flush(kq, slot int, clients []client, limit int) {
 			break
 		}
 		if err != nil {
-			broken(slot, clients, err)
+			l.closeClient(slot, err.Error())
 			return
 		}
 		c.queue.consume(n)
@@ -485,148 +520,90 @@ func flush(kq, slot int, clients []client, limit int) {
 		}
 	}
 	token := clientToken(slot, c.gen)
-	if c.paused && c.queue.Len() <= limit/2 {
-		// Resume at half the bound, not just below it, so that the filter
-		// does not flip at every read.
-		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, token); err != nil {
-			closeClient(slot, clients, err.Error())
-			return
-		}
+	if c.paused && c.queue.Len() <= limit/2 { // half: not a flip at every read
+		l.change(c.fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, token)
 		c.paused = false
 		log.Printf("client fd=%d from %s: %d bytes queued; reading resumed", c.fd, c.addr, c.queue.Len())
 	}
-	if c.queue.Len() > 0 {
-		return // EVFILT_WRITE will say when there is room again
-	}
-	if c.closing != "" {
-		closeClient(slot, clients, c.closing)
-		return
-	}
-	// A socket has room in its send buffer nearly all the time, so a write
-	// filter left registered with nothing to send would report the client
-	// on every call: a busy loop. It goes as soon as the queue is empty.
-	if err := change(kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, token); err != nil {
-		closeClient(slot, clients, err.Error())
+	switch {
+	case c.queue.Len() > 0: // EVFILT_WRITE will say when there is room again
+	case c.closing != "":
+		l.closeClient(slot, c.closing)
+	default:
+		// A socket has room nearly all the time: a write filter left with
+		// nothing to send would report it on every call, a busy loop.
+		l.change(c.fd, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, token)
 	}
 }
 
-// chunkSize is the unit send queues are made of.
-const chunkSize = 64 << 10
-
 // A sendQueue holds what was sent to a client and not yet taken by its
-// socket, in chunks of chunkSize. Spent chunks go back to a pool, and new
-// ones come from it, so a queue that fills and drains all day allocates
-// nothing, and the memory it holds follows the bytes it holds. (A single
-// growing slice is simpler, but every time it grows or empties it leaves a
-// copy behind for the garbage collector; the README has the measurement.)
+// socket, oldest first: copies, since the caller's buffer is reused. Pieces
+// sent are kept to copy the next ones into, so that a queue that fills and
+// drains all day allocates nothing (the README has the measurement).
 type sendQueue struct {
-	chunks [][]byte // each filled from the start; the last may be part full
-	off    int      // how much of the first chunk has been sent
+	pieces [][]byte
+	off    int      // how much of the first piece has been sent
 	n      int      // bytes queued
+	spent  [][]byte // emptied pieces, to copy the next ones into
 }
 
 func (q *sendQueue) Len() int { return q.n }
 
-// write appends p to the queue.
+// write appends a copy of p to the queue.
 func (q *sendQueue) write(p []byte) {
-	for len(p) > 0 {
-		last := len(q.chunks) - 1
-		if last < 0 || len(q.chunks[last]) == chunkSize {
-			q.chunks = append(q.chunks, pool.get())
-			last++
-		}
-		chunk := q.chunks[last]
-		n := copy(chunk[len(chunk):chunkSize], p)
-		q.chunks[last] = chunk[:len(chunk)+n]
-		p = p[n:]
-		q.n += n
+	if len(p) == 0 {
+		return
 	}
+	var piece []byte
+	if last := len(q.spent) - 1; last >= 0 {
+		piece, q.spent = q.spent[last], q.spent[:last]
+	}
+	q.pieces, q.n = append(q.pieces, append(piece[:0], p...)), q.n+len(p)
 }
 
-// front is the queue's oldest bytes, up to a chunk of them.
-func (q *sendQueue) front() []byte { return q.chunks[0][q.off:] }
+// front is the queue's oldest bytes, one piece of them.
+func (q *sendQueue) front() []byte { return q.pieces[0][q.off:] }
 
 // consume drops the n oldest bytes, which the socket has taken.
 func (q *sendQueue) consume(n int) {
-	q.off += n
-	q.n -= n
-	for len(q.chunks) > 0 && q.off == len(q.chunks[0]) {
-		pool.put(q.chunks[0])
-		q.chunks = slices.Delete(q.chunks, 0, 1)
-		q.off = 0
+	if q.off, q.n = q.off+n, q.n-n; q.off == len(q.pieces[0]) {
+		q.spent = append(q.spent, q.pieces[0])
+		q.pieces, q.off = slices.Delete(q.pieces, 0, 1), 0
 	}
-}
-
-// release gives back the chunks of a client that is gone.
-func (q *sendQueue) release() {
-	for _, chunk := range q.chunks {
-		pool.put(chunk)
-	}
-	*q = sendQueue{}
-}
-
-// pool keeps spent chunks for the next queue that needs one, up to maxSpare
-// of them (two full queues at the default -queue); beyond that they are left
-// to the garbage collector. Only the loop touches it, so it needs no lock.
-var pool chunkPool
-
-type chunkPool struct{ spare [][]byte }
-
-const maxSpare = 32
-
-func (p *chunkPool) get() []byte {
-	if n := len(p.spare); n > 0 {
-		chunk := p.spare[n-1]
-		p.spare = p.spare[:n-1]
-		return chunk
-	}
-	return make([]byte, 0, chunkSize)
-}
-
-func (p *chunkPool) put(chunk []byte) {
-	if len(p.spare) < maxSpare {
-		p.spare = append(p.spare, chunk[:0])
+	if q.n == 0 {
+		q.spent = nil // an idle client holds no memory
 	}
 }
 
 // sweep drops the clients that have been silent for the idle time or longer.
-func sweep(clients []client, idle time.Duration) {
-	now := time.Now()
+func (l *loop) sweep(idle time.Duration) {
+	now, clients := time.Now(), l.clients
 	for slot := range clients {
 		if c := &clients[slot]; c.fd != free && now.Sub(c.last) >= idle {
-			closeClient(slot, clients, fmt.Sprintf("idle for %v", idle))
+			l.closeClient(slot, fmt.Sprintf("idle for %v", idle))
 		}
 	}
 }
 
-// broken closes a client whose connection failed with err. If bytes were
-// still queued for it, a send has failed, and the log says how much is lost.
-func broken(slot int, clients []client, err error) {
-	c := &clients[slot]
-	if c.queue.Len() > 0 {
-		log.Printf("client fd=%d from %s: send failed: %v (%d bytes not sent)", c.fd, c.addr, err, c.queue.Len())
-	}
-	closeClient(slot, clients, err.Error())
-}
-
 // closeClient closes a client's descriptor, which also removes its kevent:
 // no EV_DELETE is needed (kevent(2): closing a descriptor removes every
-// kevent that refers to it).
-func closeClient(slot int, clients []client, reason string) {
+// kevent that refers to it). Its changes not yet applied go first.
+func (l *loop) closeClient(slot int, reason string) {
+	clients := l.clients
 	fd := clients[slot].fd
 	if n := clients[slot].queue.Len(); n > 0 {
 		reason += fmt.Sprintf(" (%d bytes not sent)", n)
 	}
 	log.Printf("client fd=%d from %s closed: %s", fd, clients[slot].addr, reason)
+	l.forget(fd)
 	unix.Close(fd)
-	clients[slot].queue.release()
 	clients[slot] = client{fd: free, gen: clients[slot].gen + 1}
 }
 
 // shutdown runs when the self-pipe says a signal came: it reads which one,
 // then closes the listeners and every client so each sees an orderly close,
 // and removes the socket file.
-func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []client, refused refusals) {
+func (l *loop) shutdown(stop int, listeners []int, socket *socketFile) {
 	var b [1]byte
 	unix.Read(stop, b[:])
 	log.Printf("shutting down on %v", syscall.Signal(b[0]))
@@ -636,13 +613,13 @@ func shutdown(kq, stop int, listeners []int, socket *socketFile, clients []clien
 	if socket != nil {
 		socket.remove()
 	}
-	for slot, c := range clients {
+	for slot, c := range l.clients {
 		if c.fd != free {
-			closeClient(slot, clients, "server shutting down")
+			l.closeClient(slot, "server shutting down")
 		}
 	}
-	for fd := range refused {
+	for fd := range l.refused {
 		unix.Close(fd)
 	}
-	kqueue.Close(kq)
+	kqueue.Close(l.kq)
 }

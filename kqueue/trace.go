@@ -15,13 +15,16 @@ package kqueue
 // what happened):
 //
 //	  0.000214 kq=4  change ident=3 EVFILT_READ EV_ADD udata=0x0
+//	  0.000215 kq=4  return n=0
 //	  1.520193 kq=4  wait   timeout=none slept=1.519962s events=1
 //	  1.520201 kq=4  event  ident=3 EVFILT_READ data=1 udata=0x0
 //
-// A call writes its changes before it starts, and its wait line and events
-// when it returns, each group in one write(2), so that the lines of calls on
-// different queues do not tear each other. kqueue/README.md shows a level 2
-// trace.
+// A call writes its changes before it starts, and when it returns one line
+// that ends it: wait (it had an event list, so it could wait) and its
+// events, or return (it had none) and what it returned. So every call has
+// exactly one wait or return line, and counting them counts the calls. Each
+// group is one write(2), so that the lines of calls on different queues do
+// not tear each other. kqueue/README.md shows a level 2 trace.
 
 import (
 	"fmt"
@@ -90,28 +93,26 @@ func tracedKevent(kq int, changes, events []Kevent_t, timeout *unix.Timespec) (i
 	start := time.Now()
 	n, err := kevent(kq, changes, events, timeout)
 	slept := time.Since(start)
-	if len(events) > 0 || err != nil {
-		b := traceBegin()
-		if len(events) > 0 {
-			b = appendTimeout(traceHead(b, kq, "wait"), timeout)
-			b = append(b, " slept="...)
-			b = appendSeconds(b, slept)
-		} else {
-			b = append(traceHead(b, kq, "return"), "n="...)
-			b = strconv.AppendInt(b, int64(n), 10)
-		}
-		if err != nil {
-			b = append(b, " error="...)
-			b = appendError(b, err)
-		} else if len(events) > 0 {
-			b = append(b, " events="...)
-			b = strconv.AppendInt(b, int64(n), 10)
-		}
-		for i := range max(n, 0) {
-			b = appendKevent(traceHead(b, kq, "event"), &events[i], true)
-		}
-		traceEnd(b)
+	b := traceBegin()
+	if len(events) > 0 {
+		b = appendTimeout(traceHead(b, kq, "wait"), timeout)
+		b = append(b, " slept="...)
+		b = appendSeconds(b, slept)
+	} else {
+		b = append(traceHead(b, kq, "return"), "n="...)
+		b = strconv.AppendInt(b, int64(n), 10)
 	}
+	if err != nil {
+		b = append(b, " error="...)
+		b = appendError(b, err)
+	} else if len(events) > 0 {
+		b = append(b, " events="...)
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	for i := range max(n, 0) {
+		b = appendKevent(traceHead(b, kq, "event"), &events[i], true)
+	}
+	traceEnd(b)
 	return n, err
 }
 

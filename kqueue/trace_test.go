@@ -278,7 +278,8 @@ func withTrace(t *testing.T, level int, f func()) []string {
 }
 
 // One registration, one wait that returns an event, and a failed change:
-// each line in its place, with the time, the queue and the verb in front.
+// each line in its place, with the time, the queue and the verb in front,
+// and every call ended by one wait or return line.
 func TestTraceLines(t *testing.T) {
 	kq := openQueue(t)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
@@ -307,6 +308,7 @@ func TestTraceLines(t *testing.T) {
 	kqs := ` *\d+\.\d{6} kq=` + strconv.Itoa(kq) + ` +`
 	wants := []string{
 		kqs + `change ident=` + strconv.Itoa(fds[1]) + ` EVFILT_READ EV_ADD udata=0x2a$`,
+		kqs + `return n=0$`,
 		kqs + `wait   timeout=5s slept=\d+\.\d{6}s events=1$`,
 		kqs + `event  ident=` + strconv.Itoa(fds[1]) + ` EVFILT_READ data=6 udata=0x2a$`,
 		kqs + `change ident=1048576 EVFILT_READ EV_ADD udata=0x7$`,

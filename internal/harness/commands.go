@@ -34,6 +34,7 @@ var commands = map[string]func(ts *testscript.TestScript, neg bool, args []strin
 	"idle":      cmdIdle,
 	"inorder":   cmdInorder,
 	"interrupt": cmdInterrupt,
+	"kevents":   cmdKevents,
 	"listening": cmdListening,
 	"log":       cmdLog,
 	"logjam":    cmdLogjam,

@@ -16,6 +16,17 @@ package harness
 //	                       between the matches of its neighbours
 //	freeze DURATION        stop the server (SIGSTOP) for DURATION, then let it
 //	                       go on (SIGCONT): its timers keep counting meanwhile
+//	kevents FILE FROM TO   count the kevent calls of FILE from the one whose
+//	                       line first matches FROM to the one whose line next
+//	                       matches TO, both included, and print on stdout
+//	                       how many there were (calls N), how many had an
+//	                       event list and so could wait (waits N), how many had
+//	                       none and only applied changes (alone N), how
+//	                       many changes they carried (changes N), and how
+//	                       many of those rode with a wait (riding N). A
+//	                       stage that makes a call per change makes
+//	                       waits+changes calls. Each call ends in one wait or
+//	                       return line (kqueue/trace.go).
 //
 // serve starts the server with the test's own environment, not the script's,
 // so testscript's env cannot reach it: tracing records the value in the
@@ -25,7 +36,9 @@ package harness
 // because the child holds the file's write descriptor until its own exec.)
 
 import (
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +57,65 @@ func cmdFreeze(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(srv.cmd.Process.Signal(syscall.SIGSTOP))
 	time.Sleep(d) // not to wait for something: the time passing is the point
 	ts.Check(srv.cmd.Process.Signal(syscall.SIGCONT))
+}
+
+// traceVerb finds a trace line's verb: change, wait, event or return.
+var traceVerb = regexp.MustCompile(`^ *\d+\.\d+ kq=-?\d+ +(\w+) `)
+
+func cmdKevents(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "kevents", "")
+	if len(args) != 3 {
+		ts.Fatalf("usage: kevents FILE FROM TO")
+	}
+	from, err := regexp.Compile(args[1])
+	ts.Check(err)
+	to, err := regexp.Compile(args[2])
+	ts.Check(err)
+	lines := strings.Split(ts.ReadFile(args[0]), "\n")
+	// Number the calls: one begins at its first change line, or at its
+	// wait or return line if it carried no change; its events follow that.
+	// (Level 2's lines of the emulation's own system calls have no verb.)
+	call := make([]int, len(lines))
+	n, prev := 0, ""
+	for i, line := range lines {
+		v := ""
+		if m := traceVerb.FindStringSubmatch(line); m != nil {
+			v = m[1]
+		}
+		if v == "change" && prev != "change" || (v == "wait" || v == "return") && prev != "change" {
+			n++
+		}
+		call[i] = n
+		if v != "" {
+			prev = v
+		}
+	}
+	start := slices.IndexFunc(lines, from.MatchString)
+	if start < 0 {
+		ts.Fatalf("kevents: no line of %s matches %s", args[0], from)
+	}
+	stop := start + slices.IndexFunc(lines[start:], to.MatchString)
+	if stop < start {
+		ts.Fatalf("kevents: no line of %s after the one matching %s matches %s", args[0], from, to)
+	}
+	var calls, waits, alone, changes, riding, carried int
+	for i, line := range lines {
+		if call[i] < call[start] || call[i] > call[stop] {
+			continue
+		}
+		m := traceVerb.FindStringSubmatch(line)
+		switch {
+		case m == nil:
+		case m[1] == "wait":
+			calls, waits, riding, carried = calls+1, waits+1, riding+carried, 0
+		case m[1] == "return":
+			calls, alone, carried = calls+1, alone+1, 0
+		case m[1] == "change":
+			changes, carried = changes+1, carried+1
+		}
+	}
+	ts.Logf("kevents: calls %d to %d of %s, from line %d to line %d", call[start], call[stop], args[0], start+1, stop+1)
+	fmt.Fprintf(ts.Stdout(), "calls %d\nwaits %d\nalone %d\nchanges %d\nriding %d\n", calls, waits, alone, changes, riding)
 }
 
 func cmdTracing(ts *testscript.TestScript, neg bool, args []string) {
