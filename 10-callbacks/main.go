@@ -679,7 +679,8 @@ func (l *loop) flush(slot, limit int) {
 // A sendQueue holds what was sent to a client and not yet taken by its
 // socket, oldest first: copies, since the caller's buffer is reused. Pieces
 // sent are kept to copy the next ones into, so that a queue that fills and
-// drains all day allocates nothing (the README has the measurement).
+// drains all day allocates nothing (the README has the measurement); the
+// price is that a client keeps as much memory as its queue ever held.
 type sendQueue struct {
 	pieces [][]byte
 	off    int      // how much of the first piece has been sent
@@ -709,9 +710,6 @@ func (q *sendQueue) consume(n int) {
 	if q.off, q.n = q.off+n, q.n-n; q.off == len(q.pieces[0]) {
 		q.spent = append(q.spent, q.pieces[0])
 		q.pieces, q.off = slices.Delete(q.pieces, 0, 1), 0
-	}
-	if q.n == 0 {
-		q.spent = nil // an idle client holds no memory
 	}
 }
 

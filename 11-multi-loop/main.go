@@ -1,22 +1,16 @@
 // Stage 11: the callback server of stage 10, run as one loop per core.
 //
-// -loops N starts N event loops, each a goroutine locked to an OS thread of
-// its own, and each a Server of stage 09 with its own kqueue, client table,
-// idle timer and send queues: nothing of a client is touched by two loops.
-// The first loop also watches the listeners; it accepts every client and
-// hands each to the loops in turn (round robin). To hand over, it posts a
-// function to the owner's queue and wakes the owner from kevent with an
-// EVFILT_USER event (NOTE_TRIGGER). A Send or Disconnect made off the
-// client's loop, by a handler's worker goroutine say, is handed over the
-// same way.
+// -loops N starts N event loops, each on an OS thread of its own with its own
+// kqueue, clients and timer. The first also accepts, and hands each client to
+// the loops in turn: it posts a function to the owner and wakes it with an
+// EVFILT_USER event. No wake-up is lost: a failed trigger is made again, and
+// a loop runs what was posted to it at the end of every turn, woken or not.
 //
-//	go run ./10-multi-loop                   # in one terminal
+//	go run ./11-multi-loop                   # in one terminal
 //	nc localhost 8080                        # in others; the log names each one's loop
-//	go run ./10-multi-loop -handler later    # replies made on a worker goroutine
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"log"
@@ -39,9 +33,7 @@ func main() {
 	unixPath := flag.String("unix", "workbook.sock", "UNIX-domain socket `path` to listen on as well; empty for none")
 	queueLimit := flag.Int("queue", 1<<20, "`bytes` queued for a client before the server stops reading from it")
 	idle := flag.Duration("idle", 5*time.Minute, "drop a client after this long with nothing sent or received; 0 never drops one")
-	handlerName := flag.String("handler", "echo", "the protocol `name`: echo (send back what arrives), goodbye (the article's demo) or later (echo, answered from a worker goroutine)")
-	// GOMAXPROCS is how many threads run Go code at once: the CPUs this
-	// process may use, or fewer if its cgroup allows less.
+	handlerName := flag.String("handler", "echo", "the protocol `name`: echo (send back what arrives) or goodbye (the article's demo)")
 	loopCount := flag.Int("loops", runtime.GOMAXPROCS(0), "run `N` event loops, each on a thread of its own; the default is the number of CPUs this process may use")
 	parseFlags()
 	log.SetFlags(log.Ltime)
@@ -59,7 +51,7 @@ func main() {
 	}
 	newHandler, ok := handlers[*handlerName]
 	if !ok {
-		log.Fatalf("bad -handler %q: want echo or goodbye, or later", *handlerName)
+		log.Fatalf("bad -handler %q: want echo or goodbye", *handlerName)
 	}
 	if *loopCount < 1 {
 		log.Fatalf("bad -loops %d: want at least one loop", *loopCount)
@@ -88,106 +80,103 @@ func main() {
 		listeners = append(listeners, unixListener)
 	}
 
-	// A Server per loop, each with its own kqueue, wake-up and idle timer.
-	loops := make([]*Server, *loopCount)
-	for i := range loops {
+	// A loop per -loops, each with its own kqueue, wake-up and idle timer.
+	// The wake-up is registered now: a loop may be woken before it starts.
+	g := &group{max: *maxClients}
+	for i := range *loopCount {
 		kq, err := kqueue.Kqueue()
 		if err != nil {
 			log.Fatalf("kqueue: %v", err)
 		}
-		if err := userEvent(kq, kqueue.EV_ADD|kqueue.EV_CLEAR, 0); err != nil {
+		l := &loop{newHandler: newHandler, kq: kq, id: i, group: g}
+		if err := l.userEvent(kqueue.EV_ADD|kqueue.EV_CLEAR, 0); err != nil {
 			log.Fatalf("kevent: wake-up: %v", err)
 		}
 		if *idle > 0 {
-			if err := startSweep(kq, *idle); err != nil {
-				log.Fatalf("kevent: idle timer: %v", err)
-			}
+			l.startSweep(*idle)
 		}
-		loops[i] = &Server{newHandler: newHandler, queueLimit: *queueLimit, idle: *idle, kq: kq, id: i, loops: loops}
+		g.loops = append(g.loops, l)
 	}
 	// The first loop is also the one that accepts.
-	srv := loops[0]
-	srv.stop, srv.listeners, srv.socket = stop, listeners, socket
-	for _, fd := range listeners {
-		if err := change(srv.kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken); err != nil {
-			log.Fatalf("kevent: listener: %v", err)
-		}
+	l := g.loops[0]
+	l.stop, l.listeners, l.socket = stop, listeners, socket
+	for _, fd := range listeners { // these ride with the first wait
+		l.change(fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken)
 	}
-	if err := change(srv.kq, stop, kqueue.EVFILT_READ, kqueue.EV_ADD, stopToken); err != nil {
-		log.Fatalf("kevent: signal pipe: %v", err)
+	l.change(stop, kqueue.EVFILT_READ, kqueue.EV_ADD, stopToken)
+	for _, other := range g.loops[1:] {
+		go other.serve(*maxClients, *queueLimit, *idle)
 	}
-	for _, l := range loops[1:] {
-		go l.serve(*maxClients)
-	}
-	srv.serve(*maxClients)
+	l.serve(*maxClients, *queueLimit, *idle)
 }
 
-// Server is the article's ServerSocket: it owns the kqueue, the listening
+// loop is the article's ServerSocket: it owns the kqueue, the listening
 // sockets, the table of clients and the event loop, and it calls a Handler
-// for everything that happens to a client. The loop's machinery (send,
-// flush, closeClient, ...) is stage 08's; what changed is who decides what
-// to send.
-//
-// From this stage on there is one per loop, touched only by its loop but
-// for the work posted to it (see post); the first loop alone has listeners.
-type Server struct {
+// for everything that happens to a client. Its machinery (send, flush,
+// closeClient, ...) is stage 09's; what changed is who decides what to send.
+// Only its own thread touches it, but for post; only the first has listeners.
+type loop struct {
 	newHandler func(Client) Handler // the article's createClient
-	queueLimit int                  // bytes queued for a client before reading from it pauses
-	idle       time.Duration        // how long a client may stay silent; 0 for ever
+	kq, stop   int                  // the queue, and the signal pipe
+	listeners  []int
+	socket     *socketFile
+	pending    []kqueue.Kevent_t // see change
+	clients    []client          // the connection table: one slot per client
+	refused    refusals          // clients turned away for want of a slot, until closed
 
-	kq, stop  int // the queue, and the signal pipe
-	listeners []int
-	socket    *socketFile
-	spare     int      // see refuseOutOfFiles
-	clients   []client // the connection table: one slot per client
-	refused   refusals // clients turned away for want of a slot, until closed
-	buf       []byte   // what each read fills; lent to OnReceive
-	chunks    chunkPool
+	id    int    // which loop this is, for the logs and its thread's name
+	group *group // the loops it serves with
 
-	id     int       // which loop this is, for the logs
-	thread int       // the kernel's id of the loop's thread (see onLoop)
-	loops  []*Server // every loop, the first first
-	next   int       // the first loop's round robin: where the next client goes
-
-	mu     sync.Mutex // guards the work other goroutines post, and closed
+	mu     sync.Mutex // guards what other threads post (see post), and:
 	posted []func()
+	waking bool // a wake-up is on its way
 	closed bool
 }
 
-// held counts the clients of all loops, for -max: the first loop adds
-// (acceptClient), the loop that closes one subtracts (closeClient).
-var held atomic.Int32
+// A group is the loops of one server and what they share: the count of their
+// clients, held against -max (only the first loop adds), and its round robin.
+type group struct {
+	loops []*loop
+	max   int
+	held  atomic.Int32
+	next  int // the loop the next client goes to
+}
 
 // serve is the event loop: it waits for whatever the kernel reports and
-// handles each event, until a signal says stop (or, for the other loops,
-// the first loop does). Its goroutine keeps one OS thread, which runs
-// nothing else, as a C loop has its thread; Go would otherwise move it
-// between threads at will.
-func (s *Server) serve(maxClients int) {
+// handles each event, until a signal says stop. Its goroutine keeps its OS
+// thread, named after the loop for ps -L and top -H, as a C loop would.
+func (l *loop) serve(maxClients, queueLimit int, idle time.Duration) {
 	runtime.LockOSThread()
-	s.thread = kqueue.ThreadID()
-	// Only the first loop accepts, so only it keeps a spare descriptor (see
-	// refuseOutOfFiles). A spare in every loop would be worse than waste: a
-	// loop opening its own late could take the number the first had just
-	// freed, or find none left and stop the server.
-	s.spare = -1
-	if s.listeners != nil {
-		s.spare = openSpare()
+	kqueue.NameThread(fmt.Sprintf("loop-%d", l.id))
+	// Only the first loop accepts, so only it keeps a spare (a late one in
+	// another loop could take the number refuseOutOfFiles just freed).
+	spare := -1
+	if l.listeners != nil {
+		spare = openSpare()
 	}
-	s.clients = make([]client, maxClients)
-	for i := range s.clients {
-		s.clients[i].fd = free
+	off := []int{}                        // listeners disabled for want of a spare (see refuseOutOfFiles)
+	clients := make([]client, maxClients) // the connection table: one slot per client
+	for i := range clients {
+		clients[i].fd = free
 	}
-	s.refused = refusals{}
-	s.buf = make([]byte, 64<<10)
+	l.clients = clients
+	l.refused = refusals{}
+	buf := make([]byte, 64<<10) // what each read fills; lent to OnReceive
 	events := make([]kqueue.Kevent_t, 64)
 
 	for {
-		// Nothing is copied in and nothing is scanned: the kernel already
-		// holds the registrations, and it fills events with only those that
-		// fired, at most len(events) of them per call. The wait ends early
-		// only when a refused client's time is up (see refusals).
-		n, err := kqueue.Kevent(s.kq, nil, events, s.refused.timeout())
+		// The last turn's changes ride with the wait: the kernel applies
+		// them in order, then fills events with what fired, at most
+		// len(events) of it. A change it refuses is written to events as an
+		// EV_ERROR entry, but only while there is room; with none left
+		// kevent returns -1 there, and the changes after it are never
+		// applied (kevent(2)). So events is at least as long as the list.
+		// The wait ends early only when a refused client's time is up.
+		if len(l.pending) > len(events) {
+			events = make([]kqueue.Kevent_t, len(l.pending))
+		}
+		n, err := kqueue.Kevent(l.kq, l.pending, events, earlier(l.refused.timeout(), listenTimeout(len(off) == 0)))
+		l.pending = l.pending[:0] // applied, even by a call a signal interrupts
 		if err != nil {
 			if err == unix.EINTR {
 				continue // interrupted by a signal; nothing is lost, ask again
@@ -200,86 +189,96 @@ func (s *Server) serve(maxClients int) {
 		// waiting for the next).
 		for _, ev := range events[:n] {
 			fd := int(ev.Ident)
+			if ev.Flags&kqueue.EV_ERROR != 0 {
+				l.changeFailed(ev)
+				continue
+			}
 			switch ev.Udata {
 			case stopToken:
-				shutdown(s.stop, s.listeners, s.socket, s.loops)
+				l.shutdown()
 				return
 			case listenerToken:
-				if fd, addr, ok := acceptClient(s.kq, fd, &s.spare, len(s.clients), s.refused); ok {
-					s.handOff(fd, addr)
+				cfd, addr, ok := l.acceptClient(fd, &spare)
+				if !ok {
+					// Out of descriptors with no spare to refuse the next
+					// client with (see refuseOutOfFiles): stop listening.
+					// A disabled registration stays in the kernel but is
+					// not reported; newcomers wait in the listener's queue.
+					if spare < 0 {
+						l.change(fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, listenerToken)
+						off = append(off, fd)
+					}
+					continue
 				}
-			case wakeToken:
-				s.runPosted()
-				if s.closed {
-					return
-				}
+				l.handOff(cfd, addr)
+			case wakeToken: // what was posted runs at the end of the turn
 			case refusedToken:
-				s.refused.drain(fd, s.buf)
+				l.refused.drain(fd, buf)
 			case sweepToken:
-				sweep(s.clients, s.idle)
+				l.sweep(idle)
 			default:
 				slot, gen := tokenSlot(ev.Udata)
-				if uint16(s.clients[slot].gen) != gen {
+				if uint16(clients[slot].gen) != gen {
 					// The client this event was queued for has gone since,
-					// and its slot may already hold somebody else. With a
-					// read and a write filter per client this happens: the
-					// read event that ends a client can be followed, in the
-					// same batch, by the write event of the same client.
+					// and its slot may already hold somebody else. (A read
+					// event that ends a client may precede its write event.)
 					continue
 				}
 				switch ev.Filter {
 				case kqueue.EVFILT_READ:
-					receive(s.kq, slot, ev, s.buf, s.clients, s.queueLimit)
+					l.receive(slot, ev, buf, queueLimit)
 				case kqueue.EVFILT_WRITE:
-					flush(s.kq, slot, s.clients, s.queueLimit)
+					l.flush(slot, queueLimit)
 				}
 			}
 		}
-		s.refused.expire()
+		l.refused.expire()
+		if l.runPosted(); l.closed { // closed by a posted close, on this thread
+			return
+		}
+		// Once the spare is back, the loop listens again.
+		if len(off) > 0 && takeSpare(&spare) {
+			for _, fd := range off {
+				l.change(fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, listenerToken)
+			}
+			off = off[:0]
+		}
 	}
 }
 
 // handOff gives a client the first loop has accepted to the next loop in
 // turn, this one included: round robin, which looks at no other loop's
-// state (a count of clients says little about how busy a loop is). The
-// descriptor and address are posted to the owner, which does the rest; it
-// cannot have stopped, as only this loop stops loops (see shutdown).
-func (s *Server) handOff(fd int, addr string) {
-	owner := s.loops[s.next%len(s.loops)]
-	s.next++
-	if owner == s {
-		s.adopt(fd, addr)
+// state (a count of clients says little about how busy a loop is).
+func (l *loop) handOff(fd int, addr string) {
+	g := l.group
+	owner := g.loops[g.next%len(g.loops)]
+	g.next++
+	if owner == l {
+		l.adopt(fd, addr)
 		return
 	}
 	owner.post(func() { owner.adopt(fd, addr) })
 }
 
 // adopt gives a client handed to this loop a slot (a table has -max, so one
-// is free), registers it with this loop's kqueue, makes its handler (the
-// article's createClient) and calls its first callback.
-func (s *Server) adopt(fd int, addr string) {
-	slot := slotOf(s.clients, free)
-	s.clients[slot] = client{fd: fd, addr: addr, gen: s.clients[slot].gen, last: time.Now(), queue: sendQueue{pool: &s.chunks}}
-	log.Printf("loop %d: accepted client fd=%d from %s", s.id, fd, addr)
-	c := &s.clients[slot]
-	if err := change(s.kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
-		closeClient(slot, s.clients, err.Error())
-		return
-	}
-	c.handler = s.newHandler(Client{srv: s, slot: slot, gen: c.gen})
-	c.handler.OnConnect()
+// is free), registers it and makes its handler (the article's createClient).
+func (l *loop) adopt(fd int, addr string) {
+	clients := l.clients
+	slot := slotOf(clients, free)
+	clients[slot] = client{fd: fd, addr: addr, gen: clients[slot].gen, last: time.Now()}
+	log.Printf("loop %d: accepted client fd=%d from %s", l.id, fd, addr)
+	l.change(fd, kqueue.EVFILT_READ, kqueue.EV_ADD, clientToken(slot, clients[slot].gen))
+	clients[slot].handler = l.newHandler(Client{loop: l, slot: slot, gen: clients[slot].gen})
+	clients[slot].handler.OnConnect()
 }
 
 // Handler is what a protocol implements: the article's SocketClient
-// callbacks. The Server calls them one at a time from its loop, so a
-// handler needs no locks, and must not block: while it runs, no other
-// client of its loop is served. (The handlers of other loops' clients run
-// at the same time, on their threads: what handlers share needs a lock.)
-// Work that would block belongs on a goroutine of its own, which may call
-// Send and Disconnect (see onLoop). They do not call back into a handler;
-// what they lead to is reported by the loop later. (One exception: if the
-// kernel refuses a registration, out of memory, the client is closed at
-// once, and its OnDisconnect runs inside the call.)
+// callbacks. The loop calls them one at a time, so a handler needs no
+// locks, and must not block: while it runs, no other client of its loop is
+// served. (The handlers of other loops' clients run at the same time, on
+// their threads: what handlers share needs a lock.) Send and Disconnect do
+// not call back into a handler; what they lead to is reported by the loop
+// later.
 type Handler interface {
 	// OnConnect is called once, when the client has been accepted.
 	OnConnect()
@@ -296,52 +295,24 @@ type Handler interface {
 	OnDisconnect()
 }
 
-// A handler whose answers are made off the loop also implements
-// EndOfInputHandler. When a client shuts down its sending side (a
-// half-close) the loop sends what is queued and closes, which is right for
-// a handler that answers inside OnReceive: by then every answer is queued.
-// An answer still being made elsewhere would be lost. So the loop asks a
-// handler with OnEndOfInput instead: nothing more is read, and the
-// connection stays open until the handler calls Disconnect (or -idle ends
-// it).
-type EndOfInputHandler interface {
-	OnEndOfInput()
-}
-
 // Client is a handler's way to act on its client. It names a slot and its
 // generation (see clientToken), not the slot's contents: once the client is
 // gone, its Client does nothing, even after the slot has been given to
 // someone else.
 type Client struct {
-	srv  *Server
+	loop *loop
 	slot int
 	gen  uint32
 }
 
-// onLoop tells whether its caller is this loop's goroutine, the only one
-// that may touch the loop's clients. Go gives a goroutine no identity to
-// compare, but the kernel gives each thread one, and the loop's goroutine
-// is locked to its thread (see serve), which runs no other goroutine: so
-// the caller is the loop if and only if it runs on the loop's thread.
-// That is one system call per question (ThreadID); a C++ loop such as
-// muduo's asks the same, and keeps its thread's id in thread-local storage,
-// which Go does not offer.
-func (s *Server) onLoop() bool { return kqueue.ThreadID() == s.thread }
-
 // Send sends p to the client, the article's sendData. It never blocks and
 // never drops a byte (see send), and it returns nothing: a send that fails
 // is found by the loop, which tells the handler through OnSendError. Once
-// the client is gone it does nothing. It may be called from any goroutine:
-// off the client's loop, it hands the bytes to the loop (see post), which
-// sends them in the order they were handed over.
+// the client is gone it does nothing. Like Disconnect, it is for callbacks,
+// on the client's own loop (stage 12 adds a way for other goroutines).
 func (c Client) Send(p []byte) {
-	if !c.srv.onLoop() {
-		p = bytes.Clone(p) // the caller may reuse p as soon as Send returns
-		c.srv.post(func() { c.Send(p) })
-		return
-	}
-	if c.srv.lookup(c) != nil {
-		send(c.srv.kq, c.slot, c.srv.clients, p)
+	if c.loop.lookup(c) != nil {
+		c.loop.send(c.slot, p)
 	}
 }
 
@@ -350,42 +321,32 @@ func (c Client) Send(p []byte) {
 // from it. Closing at once would call OnDisconnect from inside the callback
 // that called Disconnect; instead the read filter goes, and flush closes
 // the client when its queue is empty, called through EVFILT_WRITE, which
-// reports a socket with room straight away. Like Send, it may be called
-// from any goroutine, and is handed to the client's loop.
+// reports a socket with room straight away.
 func (c Client) Disconnect() {
-	if !c.srv.onLoop() {
-		c.srv.post(c.Disconnect)
-		return
-	}
-	cl := c.srv.lookup(c)
+	cl := c.loop.lookup(c)
 	if cl == nil || cl.closing != "" {
 		return
 	}
 	token := clientToken(c.slot, cl.gen)
-	err := change(c.srv.kq, cl.fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, token)
-	if err == nil && cl.queue.Len() == 0 {
-		err = change(c.srv.kq, cl.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, token)
-	}
-	if err != nil {
-		closeClient(c.slot, c.srv.clients, err.Error())
-		return
+	c.loop.change(cl.fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, token)
+	if cl.queue.Len() == 0 {
+		c.loop.change(cl.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, token)
 	}
 	cl.closing, cl.paused = "disconnected by the server", false
 }
 
 // RemoteAddr is where the client connected from, "unix socket" for a client
-// of the UNIX listener, or "" once it is gone (after OnDisconnect). It reads
-// the loop's table, so call it on the client's loop: in a callback.
+// of the UNIX listener, or "" once it is gone (after OnDisconnect).
 func (c Client) RemoteAddr() string {
-	if cl := &c.srv.clients[c.slot]; cl.gen == c.gen {
+	if cl := &c.loop.clients[c.slot]; cl.gen == c.gen {
 		return cl.addr
 	}
 	return ""
 }
 
 // lookup returns the client c names, or nil if it is gone.
-func (s *Server) lookup(c Client) *client {
-	if cl := &s.clients[c.slot]; cl.fd != free && cl.gen == c.gen {
+func (l *loop) lookup(c Client) *client {
+	if cl := &l.clients[c.slot]; cl.fd != free && cl.gen == c.gen {
 		return cl
 	}
 	return nil
@@ -395,7 +356,6 @@ func (s *Server) lookup(c Client) *client {
 var handlers = map[string]func(Client) Handler{
 	"echo":    func(c Client) Handler { return echo{c} },
 	"goodbye": func(c Client) Handler { return goodbye{c} },
-	"later":   newLater,
 }
 
 // echo is the protocol of every earlier stage: greet, then send back
@@ -423,45 +383,6 @@ func (h goodbye) OnReceive(data []byte) {
 func (h goodbye) OnSendError(err error) { log.Printf("Client %s: send failed: %v", h.host(), err) }
 func (h goodbye) OnDisconnect()         { log.Printf("Client %s disconnected.", h.host()) }
 
-// later is echo answered elsewhere, as by a handler that asks a database:
-// each client's bytes go to a worker goroutine of its own, which sends each
-// reply from there; Send hands it to the client's loop, in order. The
-// greeting and OnSendError are echo's.
-type later struct {
-	echo
-	work    chan []byte
-	stopped bool // work is closed; touched by the loop's callbacks only
-}
-
-func newLater(c Client) Handler {
-	h := &later{echo: echo{c}, work: make(chan []byte, 16)}
-	go h.answer()
-	return h
-}
-
-// OnReceive hands the worker a copy (data is lent); it waits only while the
-// worker, which never waits for the loop, is 16 pieces behind.
-func (h *later) OnReceive(data []byte) { h.work <- bytes.Clone(data) }
-func (h *later) OnEndOfInput()         { h.stop() }
-func (h *later) OnDisconnect()         { h.stop() }
-
-func (h *later) stop() {
-	if !h.stopped {
-		h.stopped = true
-		close(h.work)
-	}
-}
-
-// answer is the worker. When the client has sent its last byte (a
-// half-close) and every reply is sent, it ends the connection. A reply sent
-// after the client has gone is dropped, by the loop, and so is Disconnect.
-func (h *later) answer() {
-	for data := range h.work {
-		h.Send(data)
-	}
-	h.Disconnect()
-}
-
 // host is the client's address without the port, as the article prints it.
 func (h goodbye) host() string {
 	host, _, err := net.SplitHostPort(h.RemoteAddr())
@@ -471,60 +392,94 @@ func (h goodbye) host() string {
 	return host
 }
 
-// change applies one change to fd's registration for filter, with token as
-// its udata. A registration stays in the kernel until it is deleted or fd is
-// closed, so unlike select's set it is made once, not once per call. (Frevib's
-// listener has EV_ADD | EV_ENABLE; EV_ADD enables a new registration by
-// itself.)
-func change(kq, fd int, filter int16, flags uint16, token uint64) error {
+// change records one change to fd's registration for filter, with token as
+// its udata, for the loop's next kevent call. A registration stays in the
+// kernel until it is deleted or fd is closed, so unlike select's set it is
+// made once, not once per call. (Frevib's listener has EV_ADD | EV_ENABLE;
+// EV_ADD enables a new registration by itself.)
+func (l *loop) change(fd int, filter int16, flags uint16, token uint64) {
 	var change kqueue.Kevent_t
 	kqueue.EV_SET(&change, fd, filter, flags, 0, 0, token)
-	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
-	return err
+	l.pending = append(l.pending, change)
+}
+
+// forget drops the changes pending for fd, about to be closed: a client
+// accepted later in the turn may get the same number, and the old client's
+// changes would be applied to it.
+func (l *loop) forget(fd int) {
+	l.pending = slices.DeleteFunc(l.pending, func(c kqueue.Kevent_t) bool {
+		return c.Ident == uint64(fd) && (c.Filter == kqueue.EVFILT_READ || c.Filter == kqueue.EVFILT_WRITE)
+	})
+}
+
+// changeFailed handles an EV_ERROR entry, a change the kernel refused with
+// the errno in Data. A client's ends that client, unless it is gone already
+// (its slot's generation has moved on); a refused client's ends it too. The
+// rest were the first turn's: the server cannot work without its signal
+// pipe, timer and listeners. (Enabling or disabling a listener later needs
+// no memory, and does not fail.)
+func (l *loop) changeFailed(ev kqueue.Kevent_t) {
+	switch slot, gen := tokenSlot(ev.Udata); ev.Udata {
+	case refusedToken:
+		unix.Close(int(ev.Ident))
+		delete(l.refused, int(ev.Ident))
+	case stopToken, listenerToken, sweepToken:
+		log.Fatalf("kevent: change refused for ident %d: %v", ev.Ident, unix.Errno(ev.Data))
+	default:
+		if uint16(l.clients[slot].gen) == gen {
+			l.broken(slot, unix.Errno(ev.Data))
+		}
+	}
 }
 
 // The wake-up. Like a timer's, a user event's ident is a number of the
 // program's choosing; each loop has one, in its own kqueue.
 const wakeIdent = 1
 
-// userEvent makes one change to the loop's EVFILT_USER event: EV_ADD with
-// EV_CLEAR registers it (without EV_CLEAR, once triggered it would stay
-// triggered and be reported on every call), and NOTE_TRIGGER in fflags,
-// from any thread, makes it fire (kevent(2)). A trigger carries the token
-// too: FreeBSD stores the udata of every change that is not a delete
-// (kqueue_register in kern_event.c), so one without would clear it.
-func userEvent(kq int, flags uint16, fflags uint32) error {
+// userEvent makes one change to the loop's EVFILT_USER event at once, not
+// through the changelist, which is its own thread's: EV_ADD with EV_CLEAR
+// registers it (without EV_CLEAR, once triggered it would be reported on
+// every call), and NOTE_TRIGGER, from any thread, makes it fire (kevent(2)).
+// A trigger carries the token too: every change but a delete sets udata.
+func (l *loop) userEvent(flags uint16, fflags uint32) error {
 	var change kqueue.Kevent_t
 	kqueue.EV_SET(&change, wakeIdent, kqueue.EVFILT_USER, flags, fflags, 0, wakeToken)
-	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
+	_, err := kqueue.Kevent(l.kq, []kqueue.Kevent_t{change}, nil, nil)
 	return err
 }
 
-// post queues f to run on this loop, from any goroutine, and wakes the loop
-// if the queue was empty (with work queued it is awake or woken already,
-// and runPosted takes it all). The lock is held over the trigger, so that
-// the kqueue cannot be closed and its number reused in between.
-func (s *Server) post(f func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+// post queues f to run on this loop, from any goroutine, and wakes it: once
+// for any number of posts while a wake-up is on its way. A failed trigger is
+// made again; if it keeps failing, the next post tries anew, and f runs at
+// the loop's next turn all the same (see runPosted). The lock is held over
+// the trigger, so that the kqueue is not closed and its number reused.
+func (l *loop) post(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
 		return
 	}
-	s.posted = append(s.posted, f)
-	if len(s.posted) == 1 {
-		if err := userEvent(s.kq, 0, kqueue.NOTE_TRIGGER); err != nil {
-			log.Printf("loop %d: kevent: wake-up: %v", s.id, err)
+	l.posted = append(l.posted, f)
+	if l.waking {
+		return
+	}
+	var err error
+	for range 3 {
+		if err = l.userEvent(0, kqueue.NOTE_TRIGGER); err == nil {
+			l.waking = true
+			return
 		}
 	}
+	log.Printf("loop %d: kevent: wake-up: %v", l.id, err)
 }
 
-// runPosted runs what was posted, in order, when the wake-up fires. It lets
-// go of the lock first: a posted function may post again.
-func (s *Server) runPosted() {
-	s.mu.Lock()
-	posted := s.posted
-	s.posted = nil
-	s.mu.Unlock()
+// runPosted runs what was posted, in order, at the end of every turn, woken
+// or not. It lets go of the lock first: a posted function may post again.
+func (l *loop) runPosted() {
+	l.mu.Lock()
+	posted := l.posted
+	l.posted, l.waking = nil, false // a post from now on wakes the loop again
+	l.mu.Unlock()
 	for _, f := range posted {
 		f()
 	}
@@ -542,15 +497,14 @@ const sweepTimer = 1
 // the millisecond, but a change per event, and on Linux, where the
 // emulation makes each timer a timerfd, a descriptor per client. One sweep
 // over the table a few times per idle period costs next to nothing.
-func startSweep(kq int, idle time.Duration) error {
+func (l *loop) startSweep(idle time.Duration) {
 	every := max(idle/10, time.Millisecond)
 	var change kqueue.Kevent_t
 	// Data is the period in milliseconds (kevent(2)); without EV_ONESHOT the
 	// timer repeats, and each event's data says how often it expired since
 	// the last one was reported.
 	kqueue.EV_SET(&change, sweepTimer, kqueue.EVFILT_TIMER, kqueue.EV_ADD, 0, every.Milliseconds(), sweepToken)
-	_, err := kqueue.Kevent(kq, []kqueue.Kevent_t{change}, nil, nil)
-	return err
+	l.pending = append(l.pending, change)
 }
 
 // client is one slot of the connection table.
@@ -561,11 +515,9 @@ type client struct {
 
 	handler Handler // made for this client by the factory
 
-	// What was sent to the client and not yet taken by its socket. While
-	// it holds bytes, and only then, EVFILT_WRITE is registered.
-	queue   sendQueue
-	paused  bool   // EVFILT_READ is disabled: the queue is full (see echo)
-	closing string // EVFILT_READ is deleted; close, for this reason, once the queue is empty
+	queue   sendQueue // sent, not yet taken by the socket: EVFILT_WRITE is on while it holds bytes
+	paused  bool      // EVFILT_READ is disabled: the queue is full (see echo)
+	closing string    // EVFILT_READ is deleted; close, for this reason, once the queue is empty
 
 	last time.Time // when a byte last went in or out, for the idle sweep
 }
@@ -599,12 +551,12 @@ const (
 // a table the program keeps is just as direct. But a slot is reused, so an
 // event queued for its old client could be taken for the new one; the
 // generation, bumped every time a client leaves, tells them apart. (Go's own
-// network poller guards its descriptors the same way.) Sixteen bits are
-// plenty: closing a descriptor removes its pending events (kevent(2)), so an
-// event can only be stale within the batch it came in, and in a batch of at
-// most len(events) events a slot cannot change hands 65,536 times. A
-// Client, though, is the handler's to keep for as long as it likes, so it
-// and the slot hold the whole 32-bit generation.
+// network poller guards its descriptors the same way.) The token carries
+// the low sixteen bits of the slot's count, and they are plenty: closing a
+// descriptor removes its pending events (kevent(2)), so an event can only be
+// stale within the batch it came in, and in a batch of at most len(events)
+// events a slot cannot change hands 65,536 times. (A Client, which a handler
+// keeps as long as it likes, holds all 32; see lookup.)
 func clientToken(slot int, gen uint32) uint64 {
 	return uint64(uint16(gen))<<slotBits | uint64(slot)
 }
@@ -633,10 +585,10 @@ func slotOf(clients []client, fd int) int {
 }
 
 // acceptClient takes one connection off the listener's queue and gives it a
-// place among the max clients of all loops. It returns the client's
+// place among the -max clients of all loops. It returns the client's
 // descriptor and address, or false when there was none to take or no place
 // to give.
-func acceptClient(kq, listener int, spare *int, max int, refused refusals) (int, string, bool) {
+func (l *loop) acceptClient(listener int, spare *int) (int, string, bool) {
 	fd, sa, err := unix.Accept(listener)
 	switch err {
 	case nil:
@@ -657,17 +609,16 @@ func acceptClient(kq, listener int, spare *int, max int, refused refusals) (int,
 		unix.Close(fd)
 		return -1, "", false
 	}
-	// Only the first loop adds to held, so between this test and the Add
-	// it can only go down: the limit is exact.
-	if int(held.Load()) >= max {
+	// Only the first loop adds to held: exact, with no compare-and-swap.
+	if g := l.group; int(g.held.Load()) >= g.max {
 		// The article prints "connection refused" on the server's terminal
 		// and shows nothing more, so as shown the client is never told and
 		// its descriptor is never closed. This one is told why, and closed.
-		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), max)
-		refused.add(kq, fd)
+		log.Printf("refused client fd=%d from %s: server full (%d clients)", fd, addrString(sa), g.max)
+		l.refused.add(l, fd)
 		return -1, "", false
 	}
-	held.Add(1)
+	l.group.held.Add(1)
 	return fd, addrString(sa), true
 }
 
@@ -686,16 +637,13 @@ const refusalGrace = 2 * time.Second
 // before the client reads it. So the server sends its end of file after
 // the message (shutdown(2), SHUT_WR), then reads and discards whatever the
 // client sends (drain) until it closes its end too, or refusalGrace is up.
-func (r refusals) add(kq, fd int) {
+func (r refusals) add(l *loop, fd int) {
 	unix.Write(fd, []byte("server full\n")) // a new socket: the few bytes fit
-	err := unix.Shutdown(fd, unix.SHUT_WR)
-	if err == nil {
-		err = change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_ADD, refusedToken)
-	}
-	if err != nil {
+	if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
 		unix.Close(fd)
 		return
 	}
+	l.change(fd, kqueue.EVFILT_READ, kqueue.EV_ADD, refusedToken)
 	r[fd] = time.Now().Add(refusalGrace)
 }
 
@@ -737,11 +685,9 @@ func (r refusals) timeout() *unix.Timespec {
 	return &ts
 }
 
-// receive reads what the client in slot sent and hands it to the handler. A
-// client whose queue has reached limit is not read from until it drains (see
-// flush).
-func receive(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, limit int) {
-	c := &clients[slot]
+// receive reads what the client in slot sent and hands it to the handler.
+func (l *loop) receive(slot int, ev kqueue.Kevent_t, buf []byte, limit int) {
+	c := &l.clients[slot]
 	if c.closing != "" {
 		// A handler disconnected this client after the kernel had
 		// reported it in this batch: nothing more is read.
@@ -753,10 +699,10 @@ func receive(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, lim
 	// loses them). Fflags holds the socket's error, if it has one.
 	if ev.Flags&kqueue.EV_EOF != 0 && ev.Data == 0 {
 		if ev.Fflags != 0 {
-			broken(slot, clients, unix.Errno(ev.Fflags))
+			l.broken(slot, unix.Errno(ev.Fflags))
 			return
 		}
-		endOfInput(kq, slot, clients)
+		l.endOfInput(slot)
 		return
 	}
 	n, err := unix.Read(c.fd, buf)
@@ -764,92 +710,66 @@ func receive(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, lim
 	case err == unix.EINTR || err == unix.EAGAIN:
 		return // nothing lost; kevent will report the client again
 	case err != nil:
-		broken(slot, clients, err)
+		l.broken(slot, err)
 		return
 	case n == 0:
-		endOfInput(kq, slot, clients)
+		l.endOfInput(slot)
 		return
 	}
 	c.last = time.Now()
 	c.handler.OnReceive(buf[:n])
-	// Backpressure. A client that sends faster than it reads grows its own
-	// queue; so at the bound the server stops reading from it: EV_DISABLE
-	// keeps the registration, with its token, but reports nothing. What the
-	// client goes on sending fills the kernel's buffers, and then TCP's flow
-	// control stops the client itself, while every other client is served.
+	// Backpressure: EV_DISABLE keeps the registration, with its token, but
+	// reports nothing. The client's bytes fill the kernel's buffers, and
+	// then TCP's flow control stops the client itself.
 	if !c.paused && c.closing == "" && c.queue.Len() >= limit {
-		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen)); err != nil {
-			closeClient(slot, clients, err.Error())
-			return
-		}
+		l.change(c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen))
 		c.paused = true
 		log.Printf("client fd=%d from %s: %d bytes queued; reading paused", c.fd, c.addr, c.queue.Len())
 	}
 }
 
-// endOfInput handles a client that has shut down its sending side. It may
-// still be reading (a half-close, shutdown(2)), so what is queued for it is
-// sent before the connection is closed (see flush). Its read filter goes:
-// an end of file would otherwise be reported on every call.
-func endOfInput(kq, slot int, clients []client) {
-	c := &clients[slot]
-	if h, ok := c.handler.(EndOfInputHandler); ok {
-		// The handler closes (see EndOfInputHandler). The read filter is
-		// disabled, not deleted, so that Disconnect finds it to delete.
-		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, clientToken(slot, c.gen)); err != nil {
-			closeClient(slot, clients, err.Error())
-			return
-		}
-		log.Printf("client fd=%d from %s: end of file; the handler ends the connection", c.fd, c.addr)
-		h.OnEndOfInput()
-		return
-	}
+// endOfInput handles a client that has shut down its sending side: it may
+// still read (a half-close), so what is queued goes first (see flush). Its
+// read filter goes, or the end of file would be reported on every call.
+func (l *loop) endOfInput(slot int) {
+	c := &l.clients[slot]
 	if c.queue.Len() == 0 {
-		closeClient(slot, clients, "end of file")
+		l.closeClient(slot, "end of file")
 		return
 	}
 	log.Printf("client fd=%d from %s: end of file; sending the %d bytes still queued", c.fd, c.addr, c.queue.Len())
-	if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, clientToken(slot, c.gen)); err != nil {
-		closeClient(slot, clients, err.Error())
-		return
-	}
+	l.change(c.fd, kqueue.EVFILT_READ, kqueue.EV_DELETE, clientToken(slot, c.gen))
 	c.closing = "end of file"
 }
 
-// send sends p to the client in slot. It never blocks and never drops a
-// byte: what the socket does not take now is copied to the client's queue,
-// and EVFILT_WRITE is registered to say when there is room for more. A
-// write that fails is treated the same way: the write filter reports a
-// broken socket at once, and flush, whose write then fails too, closes the
-// client. So a failed send has one way out, through the loop.
-func send(kq, slot int, clients []client, p []byte) {
-	c := &clients[slot]
+// send sends p to the client in slot, never blocking and never dropping a
+// byte: what the socket does not take is queued, and EVFILT_WRITE registered
+// to say when there is room. A failed write is treated the same way: the
+// write filter reports the broken socket at once, and flush closes it.
+func (l *loop) send(slot int, p []byte) {
+	c := &l.clients[slot]
 	if c.queue.Len() > 0 {
 		c.queue.write(p) // behind what waits; flush sends it
 		return
 	}
-	// Nothing is waiting, so the bytes may go straight to the socket,
-	// without a copy; usually all of them fit. write(2) may take fewer
-	// bytes than it is given (the articles ignore its count and lose the
-	// rest), and on a full non-blocking socket it takes none: EAGAIN.
+	// Nothing waits, so the bytes go straight to the socket, uncopied.
+	// write(2) may take fewer than it is given (the articles ignore its
+	// count and lose the rest), and a full socket takes none: EAGAIN.
 	n, _ := unix.Write(c.fd, p)
 	if n > 0 {
 		c.last = time.Now()
 	}
 	c.queue.write(p[max(n, 0):])
-	if c.queue.Len() == 0 {
-		return
-	}
-	if err := change(kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, clientToken(slot, c.gen)); err != nil {
-		broken(slot, clients, err)
+	if c.queue.Len() > 0 {
+		l.change(c.fd, kqueue.EVFILT_WRITE, kqueue.EV_ADD, clientToken(slot, c.gen))
 	}
 }
 
 // flush writes as much of the client's queue as its socket takes. It runs
 // when EVFILT_WRITE reports room in the socket's send buffer (kevent(2):
 // data is how much).
-func flush(kq, slot int, clients []client, limit int) {
-	c := &clients[slot]
+func (l *loop) flush(slot, limit int) {
+	c := &l.clients[slot]
 	for c.queue.Len() > 0 {
 		front := c.queue.front()
 		n, err := unix.Write(c.fd, front)
@@ -857,7 +777,7 @@ func flush(kq, slot int, clients []client, limit int) {
 			break
 		}
 		if err != nil {
-			broken(slot, clients, err)
+			l.broken(slot, err)
 			return
 		}
 		c.queue.consume(n)
@@ -867,116 +787,65 @@ func flush(kq, slot int, clients []client, limit int) {
 		}
 	}
 	token := clientToken(slot, c.gen)
-	if c.paused && c.queue.Len() <= limit/2 {
-		// Resume at half the bound, not just below it, so that the filter
-		// does not flip at every read.
-		if err := change(kq, c.fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, token); err != nil {
-			closeClient(slot, clients, err.Error())
-			return
-		}
+	if c.paused && c.queue.Len() <= limit/2 { // half: not a flip at every read
+		l.change(c.fd, kqueue.EVFILT_READ, kqueue.EV_ENABLE, token)
 		c.paused = false
 		log.Printf("client fd=%d from %s: %d bytes queued; reading resumed", c.fd, c.addr, c.queue.Len())
 	}
-	if c.queue.Len() > 0 {
-		return // EVFILT_WRITE will say when there is room again
-	}
-	if c.closing != "" {
-		closeClient(slot, clients, c.closing)
-		return
-	}
-	// A socket has room in its send buffer nearly all the time, so a write
-	// filter left registered with nothing to send would report the client
-	// on every call: a busy loop. It goes as soon as the queue is empty.
-	if err := change(kq, c.fd, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, token); err != nil {
-		closeClient(slot, clients, err.Error())
+	switch {
+	case c.queue.Len() > 0: // EVFILT_WRITE will say when there is room again
+	case c.closing != "":
+		l.closeClient(slot, c.closing)
+	default:
+		// A socket has room nearly all the time: a write filter left with
+		// nothing to send would report it on every call, a busy loop.
+		l.change(c.fd, kqueue.EVFILT_WRITE, kqueue.EV_DELETE, token)
 	}
 }
 
-// chunkSize is the unit send queues are made of.
-const chunkSize = 64 << 10
-
 // A sendQueue holds what was sent to a client and not yet taken by its
-// socket, in chunks of chunkSize. Spent chunks go back to a pool, and new
-// ones come from it, so a queue that fills and drains all day allocates
-// nothing, and the memory it holds follows the bytes it holds. (A single
-// growing slice is simpler, but every time it grows or empties it leaves a
-// copy behind for the garbage collector; the README has the measurement.)
+// socket, oldest first: copies, since the caller's buffer is reused. Pieces
+// sent are kept to copy the next ones into, so that a queue that fills and
+// drains all day allocates nothing (the README has the measurement); the
+// price is that a client keeps as much memory as its queue ever held.
 type sendQueue struct {
-	pool   *chunkPool // the loop's spare chunks
-	chunks [][]byte   // each filled from the start; the last may be part full
-	off    int        // how much of the first chunk has been sent
-	n      int        // bytes queued
+	pieces [][]byte
+	off    int      // how much of the first piece has been sent
+	n      int      // bytes queued
+	spent  [][]byte // emptied pieces, to copy the next ones into
 }
 
 func (q *sendQueue) Len() int { return q.n }
 
-// write appends p to the queue.
+// write appends a copy of p to the queue.
 func (q *sendQueue) write(p []byte) {
-	for len(p) > 0 {
-		last := len(q.chunks) - 1
-		if last < 0 || len(q.chunks[last]) == chunkSize {
-			q.chunks = append(q.chunks, q.pool.get())
-			last++
-		}
-		chunk := q.chunks[last]
-		n := copy(chunk[len(chunk):chunkSize], p)
-		q.chunks[last] = chunk[:len(chunk)+n]
-		p = p[n:]
-		q.n += n
+	if len(p) == 0 {
+		return
 	}
+	var piece []byte
+	if last := len(q.spent) - 1; last >= 0 {
+		piece, q.spent = q.spent[last], q.spent[:last]
+	}
+	q.pieces, q.n = append(q.pieces, append(piece[:0], p...)), q.n+len(p)
 }
 
-// front is the queue's oldest bytes, up to a chunk of them.
-func (q *sendQueue) front() []byte { return q.chunks[0][q.off:] }
+// front is the queue's oldest bytes, one piece of them.
+func (q *sendQueue) front() []byte { return q.pieces[0][q.off:] }
 
 // consume drops the n oldest bytes, which the socket has taken.
 func (q *sendQueue) consume(n int) {
-	q.off += n
-	q.n -= n
-	for len(q.chunks) > 0 && q.off == len(q.chunks[0]) {
-		q.pool.put(q.chunks[0])
-		q.chunks = slices.Delete(q.chunks, 0, 1)
-		q.off = 0
-	}
-}
-
-// release gives back the chunks of a client that is gone.
-func (q *sendQueue) release() {
-	for _, chunk := range q.chunks {
-		q.pool.put(chunk)
-	}
-	*q = sendQueue{pool: q.pool}
-}
-
-// A chunkPool keeps spent chunks for the next queue that needs one, up to
-// maxSpare of them (two full queues at the default -queue); beyond that they
-// are left to the garbage collector. Each loop has its own, and only that
-// loop touches it, so it needs no lock.
-type chunkPool struct{ spare [][]byte }
-
-const maxSpare = 32
-
-func (p *chunkPool) get() []byte {
-	if n := len(p.spare); n > 0 {
-		chunk := p.spare[n-1]
-		p.spare = p.spare[:n-1]
-		return chunk
-	}
-	return make([]byte, 0, chunkSize)
-}
-
-func (p *chunkPool) put(chunk []byte) {
-	if len(p.spare) < maxSpare {
-		p.spare = append(p.spare, chunk[:0])
+	if q.off, q.n = q.off+n, q.n-n; q.off == len(q.pieces[0]) {
+		q.spent = append(q.spent, q.pieces[0])
+		q.pieces, q.off = slices.Delete(q.pieces, 0, 1), 0
 	}
 }
 
 // sweep drops the clients that have been silent for the idle time or longer.
-func sweep(clients []client, idle time.Duration) {
-	now := time.Now()
+func (l *loop) sweep(idle time.Duration) {
+	now, clients := time.Now(), l.clients
 	for slot := range clients {
 		if c := &clients[slot]; c.fd != free && now.Sub(c.last) >= idle {
-			closeClient(slot, clients, fmt.Sprintf("idle for %v", idle))
+			l.closeClient(slot, fmt.Sprintf("idle for %v", idle))
 		}
 	}
 }
@@ -985,77 +854,78 @@ func sweep(clients []client, idle time.Duration) {
 // still queued for it, a send has failed: the handler hears of it through
 // OnSendError, and logs it if it cares to (echo does), before OnDisconnect.
 // closeClient's line says how much is lost.
-func broken(slot int, clients []client, err error) {
-	c := &clients[slot]
-	if c.queue.Len() > 0 {
-		c.handler.OnSendError(err)
+func (l *loop) broken(slot int, err error) {
+	if l.clients[slot].queue.Len() > 0 {
+		l.clients[slot].handler.OnSendError(err)
 	}
-	closeClient(slot, clients, err.Error())
+	l.closeClient(slot, err.Error())
 }
 
 // closeClient closes a client's descriptor, which also removes its kevent:
 // no EV_DELETE is needed (kevent(2): closing a descriptor removes every
-// kevent that refers to it). Then the handler hears of it.
-func closeClient(slot int, clients []client, reason string) {
+// kevent that refers to it). Its changes not yet applied go first. Then
+// the handler hears of it.
+func (l *loop) closeClient(slot int, reason string) {
+	clients := l.clients
 	fd := clients[slot].fd
 	if n := clients[slot].queue.Len(); n > 0 {
 		reason += fmt.Sprintf(" (%d bytes not sent)", n)
 	}
+	l.forget(fd)
 	unix.Close(fd)
-	// The place goes back before the log says so: a client that connects
-	// once it has read this line finds it free, as in stage 09.
-	held.Add(-1)
+	l.group.held.Add(-1) // before the log line, after which a client finds it free
 	log.Printf("client fd=%d from %s closed: %s", fd, clients[slot].addr, reason)
-	clients[slot].queue.release()
 	// The handler is told last, with the slot marked free, so that Send and
-	// Disconnect do nothing, while the Client still knows its address. It
-	// has none if the client went before it was made (see serve).
+	// Disconnect do nothing, while the Client still knows its address.
 	clients[slot].fd = free
-	if h := clients[slot].handler; h != nil {
-		h.OnDisconnect()
-	}
+	clients[slot].handler.OnDisconnect()
 	clients[slot] = client{fd: free, gen: clients[slot].gen + 1}
 }
 
 // shutdown runs on the first loop when the self-pipe says a signal came: it
-// reads which one, closes the listeners and removes the socket file. Then
-// every loop closes its own clients, on its own thread, so each client sees
-// an orderly close; this one waits until all have.
-func shutdown(stop int, listeners []int, socket *socketFile, loops []*Server) {
+// reads which one, closes the listeners and removes the socket file; then
+// every loop closes its own clients. It waits for the others, but not more
+// than a second: a loop stuck in a handler must not keep the server alive.
+func (l *loop) shutdown() {
 	var b [1]byte
-	unix.Read(stop, b[:])
+	unix.Read(l.stop, b[:])
 	log.Printf("shutting down on %v", syscall.Signal(b[0]))
-	for _, fd := range listeners {
+	for _, fd := range l.listeners {
 		unix.Close(fd)
 	}
-	if socket != nil {
-		socket.remove()
+	if l.socket != nil {
+		l.socket.remove()
 	}
-	var stopped sync.WaitGroup
-	for _, l := range loops[1:] {
-		stopped.Add(1)
-		l.post(func() {
-			l.close()
-			stopped.Done()
-		})
+	others := l.group.loops[1:]
+	stopped := make(chan struct{}, len(others))
+	for _, o := range others {
+		o.post(func() { o.close(); stopped <- struct{}{} })
 	}
-	loops[0].close()
-	stopped.Wait()
+	l.close()
+	timeout := time.After(time.Second)
+	for left := len(others); left > 0; left-- {
+		select {
+		case <-stopped:
+		case <-timeout:
+			log.Printf("%d of %d loops did not stop within a second; exiting without them", left, len(l.group.loops))
+			return
+		}
+	}
 }
 
 // close closes the loop's clients, those it refused and its kqueue; the
 // loop stops after it, and takes no more posted work.
-func (s *Server) close() {
-	for slot, c := range s.clients {
+func (l *loop) close() {
+	for slot, c := range l.clients {
 		if c.fd != free {
-			closeClient(slot, s.clients, "server shutting down")
+			l.closeClient(slot, "server shutting down")
 		}
 	}
-	for fd := range s.refused {
+	for fd := range l.refused {
 		unix.Close(fd)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	kqueue.Close(s.kq)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	kqueue.Close(l.kq)
 }

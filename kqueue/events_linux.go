@@ -137,8 +137,9 @@ func (q *queue) setWake(on bool) {
 		return
 	}
 	if on {
-		var one = [8]byte{1}
-		writeFd(q.wake, one[:])
+		if signalFd(q.wake) != nil {
+			return // not set: the next call that leaves events tries again
+		}
 	} else {
 		readFd(q.wake, q.countBuf[:])
 	}

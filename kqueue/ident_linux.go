@@ -53,7 +53,12 @@ func (q *queue) applyIdent(c *Kevent_t) error {
 		}
 	}
 	if !timer {
-		q.userTouch(kn, c, created)
+		if err := q.userTouch(kn, c, created); err != nil {
+			if created {
+				q.dropIdent(kn)
+			}
+			return err
+		}
 	}
 	switch {
 	case c.Flags&EV_ENABLE != 0:
@@ -166,8 +171,10 @@ func (q *queue) armTimer(kn *knote, data int64, fflags uint32) error {
 // userTouch applies a change to an EVFILT_USER knote as filt_usertouch()
 // in kern_event.c does: NOTE_TRIGGER triggers it, the control bits combine
 // the change's fflags with the knote's, data is taken as it is, and
-// EV_CLEAR resets it.
-func (q *queue) userTouch(kn *knote, c *Kevent_t, created bool) {
+// EV_CLEAR resets it. filt_usertouch() cannot fail; here a trigger is a
+// write to the knote's eventfd, and should that fail, the change fails
+// with its error rather than report a wake-up that never happened.
+func (q *queue) userTouch(kn *knote, c *Kevent_t, created bool) error {
 	flags := c.Fflags & NOTE_FFLAGSMASK
 	switch {
 	case created:
@@ -181,11 +188,26 @@ func (q *queue) userTouch(kn *knote, c *Kevent_t, created bool) {
 	}
 	kn.sdata = c.Data
 	if c.Fflags&NOTE_TRIGGER != 0 {
-		var one = [8]byte{1}
-		writeFd(kn.dfd, one[:])
+		if err := signalFd(kn.dfd); err != nil {
+			return err
+		}
 	}
 	if !created && c.Flags&EV_CLEAR != 0 {
 		q.readCount(kn.dfd)
+	}
+	return nil
+}
+
+// signalFd adds one to an eventfd's counter. A write to an eventfd never
+// waits unless the counter is about to overflow, so a signal should not
+// interrupt it; but one that did (EINTR) wrote nothing, and the write is
+// made again rather than lost.
+func signalFd(fd int) error {
+	one := [8]byte{1}
+	for {
+		if _, err := writeFd(fd, one[:]); err != unix.EINTR {
+			return err
+		}
 	}
 }
 

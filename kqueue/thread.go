@@ -2,15 +2,17 @@
 
 package kqueue
 
-// ThreadID is the kernel's number for the calling thread, unique among the
-// threads of the process while the thread lives: gettid(2) on Linux,
-// thr_self(2) on FreeBSD, lwp_gettid(2) on DragonFly, thread_selfid on
-// macOS. It is no kqueue call, but it is the other half of EVFILT_USER: a
-// loop that other threads may hand work to must tell its own thread from
-// theirs (stage 10). Each call is a system call. Like EVFILT_USER, it is
-// not provided on OpenBSD and NetBSD.
+// NameThread names the calling thread, so that ps and top can tell it from
+// the others: on Linux `ps -L -o tid,comm,pcpu -p PID` or `top -H`, on
+// FreeBSD `ps -H -o tid,comm,pcpu -p PID` or `procstat -t PID`, on
+// DragonFly `ps -H`. It is no kqueue call, but a server that runs one event
+// loop per thread (stage 11) wants to see which thread is which loop.
 //
-// A Go program learns something from it only in a goroutine locked to its
-// thread (runtime.LockOSThread): any other goroutine may be moved to
-// another thread at any moment.
-func ThreadID() int { return threadID() }
+// Call it from a goroutine locked to its thread (runtime.LockOSThread):
+// any other goroutine may be moved to another thread at any moment, and
+// the name would stay with a thread that runs something else. Linux keeps
+// the first 15 bytes of the name. macOS lets a thread be named only from
+// itself, through pthread_setname_np(3), a C library call that x/sys does
+// not offer; there NameThread returns ENOTSUP and names nothing. Like
+// EVFILT_USER, it is not provided on OpenBSD and NetBSD.
+func NameThread(name string) error { return nameThread(name) }

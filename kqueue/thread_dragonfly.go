@@ -1,9 +1,20 @@
 package kqueue
 
-import "golang.org/x/sys/unix"
+import (
+	"unsafe"
 
-// lwp_gettid(2) numbers the threads of each process from 1.
-func threadID() int {
+	"golang.org/x/sys/unix"
+)
+
+// lwp_setname(2) names a thread of the process by its id, lwp_gettid(2)'s.
+func nameThread(name string) error {
+	b, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return err
+	}
 	id, _, _ := unix.RawSyscall(unix.SYS_LWP_GETTID, 0, 0, 0)
-	return int(id)
+	if _, _, e := unix.RawSyscall(unix.SYS_LWP_SETNAME, id, uintptr(unsafe.Pointer(b)), 0); e != 0 {
+		return e
+	}
+	return nil
 }

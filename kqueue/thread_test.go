@@ -3,50 +3,27 @@
 package kqueue_test
 
 import (
+	"errors"
 	"runtime"
 	"testing"
 
 	"github.com/kqueue-workbook/workbook/kqueue"
+	"golang.org/x/sys/unix"
 )
 
-// A goroutine locked to its thread keeps its ThreadID; two such goroutines,
-// alive at once, have different ones.
-func TestThreadID(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	mine := kqueue.ThreadID()
-	if mine <= 0 {
-		t.Fatalf("ThreadID() = %d, want a positive id", mine)
-	}
-	theirs := make(chan [2]int)
-	release := make(chan struct{})
+// A goroutine locked to its thread can name it; macOS says it cannot.
+// (thread_linux_test.go looks at the name.)
+func TestNameThread(t *testing.T) {
+	named := make(chan error)
 	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		id := kqueue.ThreadID()
-		runtime.Gosched()
-		theirs <- [2]int{id, kqueue.ThreadID()}
-		<-release // stay alive, and locked, until the comparison is made
+		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
+		named <- kqueue.NameThread("loop-1")
 	}()
-	other := <-theirs
-	defer close(release)
-	if other[0] != other[1] {
-		t.Errorf("a locked goroutine's ThreadID changed: %d, then %d", other[0], other[1])
-	}
-	if other[0] == mine {
-		t.Errorf("two goroutines locked to threads of their own share ThreadID %d", mine)
-	}
-	runtime.Gosched()
-	if again := kqueue.ThreadID(); again != mine {
-		t.Errorf("ThreadID() = %d, then %d, on a locked goroutine", mine, again)
-	}
-}
-
-// What stage 10 pays per Send to learn whether it runs on the client's loop.
-func BenchmarkThreadID(b *testing.B) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	for b.Loop() {
-		kqueue.ThreadID()
+	err := <-named
+	switch {
+	case runtime.GOOS == "darwin" && !errors.Is(err, unix.ENOTSUP):
+		t.Fatalf("NameThread on macOS = %v, want ENOTSUP", err)
+	case runtime.GOOS != "darwin" && err != nil:
+		t.Fatalf("NameThread: %v", err)
 	}
 }

@@ -1,0 +1,40 @@
+package kqueue_test
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/kqueue-workbook/workbook/kqueue"
+	"golang.org/x/sys/unix"
+)
+
+// The name is the thread's comm, which ps -L and top -H show, cut at 15
+// bytes; and only that thread has it, not the one that asked for it to be
+// started.
+func TestNameThreadShowsInProc(t *testing.T) {
+	named := make(chan int)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
+		if err := kqueue.NameThread("loop-1-of-a-long-name"); err != nil {
+			t.Error(err)
+		}
+		named <- unix.Gettid()
+	}()
+	tid := <-named
+	comm := func(tid int) string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/comm", tid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if got := comm(tid); got != "loop-1-of-a-lon" {
+		t.Errorf("the thread is named %q, want the first 15 bytes, %q", got, "loop-1-of-a-lon")
+	}
+	if got := comm(unix.Gettid()); strings.HasPrefix(got, "loop-1") {
+		t.Errorf("the test's own thread was named too: %q", got)
+	}
+}
