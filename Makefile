@@ -4,7 +4,7 @@
 # STAGE, FROM and TO are stage numbers (01, 02, ...); a stage is the directory
 # whose name starts with its number, such as 02-kqueue-basic.
 
-.PHONY: help run test start check diff diffs diffs-write cross bench bench-quick mutants ci
+.PHONY: help run test start check watch diff diffs diffs-write cross bench bench-quick mutants ci
 
 # make run TRACE=1 (or 2, or a file name) runs the stage with KQUEUE_TRACE set (kqueue/README.md, "Watch it").
 run: export KQUEUE_TRACE := $(or $(TRACE),$(KQUEUE_TRACE))
@@ -15,9 +15,10 @@ help: ## list the verbs
 		awk -F'\t' '{ printf "  make %-11s %s\n", $$1, $$2 }'
 	@echo
 	@echo "  STAGE, FROM, TO are stage numbers: make run STAGE=02, make diff FROM=01."
-	@echo "  DIR is an exercise's directory, which make start prints. make check also"
-	@echo "  takes RUN=NAME (only the scripts whose names match NAME), EXERCISE=NAME (a"
-	@echo "  smaller exercise's own check) and V=1 (show every session). Without make:"
+	@echo "  DIR is an exercise's directory, which make start prints. make check and"
+	@echo "  make watch also take RUN=NAME (only the scripts whose names match NAME) and"
+	@echo "  EXERCISE=NAME (a smaller exercise's own check); make check V=1 shows every"
+	@echo "  session as well as the summary. Without make:"
 	@echo "    go test ./03-connpool                    # the tests of stage 03"
 	@echo "    cd work/03-connpool && go test           # your exercise, as stage 03"
 
@@ -53,20 +54,24 @@ start: ## start an exercise: make start STAGE=03 [FROM=03 DIR=work/03-mine]
 
 # check runs go test in the exercise's directory: its stage_test.go, copied
 # by make start, runs the scripts of stage STAGE and of every stage before
-# it (internal/harness). WORKBOOK_STAGE is needed only when the directory's
-# name does not start with the stage number. The command is built in one
-# line so that make shows it as one can type it.
+# it (internal/harness). It runs it through internal/cmd/check, built into
+# bin/, which writes go test's whole log to DIR/check.log and shows only the
+# summary: which behaviours pass, and what the first one that fails
+# expected. watch does the same again after every save, until Ctrl-C. Both
+# take RUN and EXERCISE; check also V=1, which shows the log as well.
 checkdir = $(or $(DIR),work/$(call stagedir,$(STAGE)))
-checkcmd = cd $(checkdir) && $(if $(filter $(STAGE)-%,$(notdir $(checkdir))),,WORKBOOK_STAGE=$(STAGE) )$(if \
-	$(EXERCISE),WORKBOOK_EXERCISE=$(EXERCISE) )go test -count=1$(if $(V), -v)$(if $(RUN), -run 'TestScripts/$(RUN)')
+checkargs = $(if $(EXERCISE), -exercise $(EXERCISE))$(if $(RUN), -run '$(RUN)') $(STAGE) $(checkdir)
+checkbin = go build -o bin/check ./internal/cmd/check && exec bin/check
 
 check: ## check your exercise: make check STAGE=03 [DIR=work/03-connpool]
 	$(call need,STAGE,03)
 	$(call exists,$(STAGE))
-	@test -d $(checkdir) || { echo "make check: no $(checkdir); make start STAGE=$(STAGE) makes it"; exit 2; }
-	$(checkcmd)
-	@echo "$(checkdir) passed $(if $(EXERCISE),the check of the exercise $(EXERCISE),$(if \
-		$(RUN),the scripts matching $(RUN),every check of stage $(STAGE)))."
+	@$(checkbin)$(if $(V), -v)$(checkargs)
+
+watch: ## check it again after every save: make watch STAGE=03 [DIR=...]
+	$(call need,STAGE,03)
+	$(call exists,$(STAGE))
+	@$(checkbin) -watch$(checkargs)
 
 # The diffs: scripts/diffs prints them (only the Go code, each file headed by
 # its stage's name); diffs/ holds them for reading on the code host, linked

@@ -2,7 +2,9 @@ package harness
 
 // What checking a learner's directory adds (`go test` there, or make check;
 // see harness.go): which scripts run, a summary at the end that a learner can
-// act on, and the `quiet` command of the exercises' own checks.
+// act on (the view of internal/progress, also written as JSON to the file
+// WORKBOOK_RESULTS names, for make check and make watch), and the `quiet`
+// command of the exercises' own checks.
 //
 // In a learner's directory, the scripts are those of the stage and every
 // stage before it, plus the learner's own scripts in its testdata/*.txt.
@@ -15,9 +17,11 @@ package harness
 //	                       has moved on since NAME connected.
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,6 +35,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
+
+	"github.com/kqueue-workbook/workbook/internal/progress"
 )
 
 // withSummary runs the tests, then prints the summary of a check.
@@ -58,7 +64,7 @@ func scriptsFor(t *testing.T, st stage) []string {
 	}
 	checked.start(st)
 	if name := os.Getenv("WORKBOOK_EXERCISE"); name != "" {
-		return exerciseScripts(t, st, name)
+		return checked.note(exerciseScripts(t, st, name))
 	}
 	own, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
 	if err != nil {
@@ -67,7 +73,7 @@ func scriptsFor(t *testing.T, st stage) []string {
 	if len(own) > 0 {
 		t.Logf("with your own scripts: %s", strings.Join(own, " "))
 	}
-	return append(scriptsUpTo(t, st), own...)
+	return checked.note(append(scriptsUpTo(t, st), own...))
 }
 
 // exerciseScripts returns the check of stage st's exercise called name.
@@ -115,6 +121,7 @@ type checkReport struct {
 	mu      sync.Mutex
 	stage   stage
 	started bool
+	files   map[string]string // each script's file, by its subtest's name
 	results []*scriptResult
 }
 
@@ -124,13 +131,24 @@ type scriptResult struct {
 	skipped bool
 	failed  bool
 	where   string // file:line of the failing command, when testscript says
-	why     string // the first line of the failure
+	why     string // the failure's message, all its lines
 }
 
 func (r *checkReport) start(st stage) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stage, r.started = st, true
+}
+
+// note notes the files of the scripts a check runs, and returns them.
+func (r *checkReport) note(scripts []string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.files = map[string]string{}
+	for _, f := range scripts {
+		r.files[strings.TrimSuffix(filepath.Base(f), ".txt")] = f
+	}
+	return scripts
 }
 
 func (r *checkReport) add(res *scriptResult) {
@@ -140,57 +158,185 @@ func (r *checkReport) add(res *scriptResult) {
 }
 
 // print writes the summary after every test has run, so that it is the last
-// thing a learner sees: how many scripts failed, where, and the first line
-// of why, then how to run one alone.
+// thing a learner sees: the view of internal/progress (which behaviours pass,
+// and what the first one that fails expected), then how to run that script
+// alone. With WORKBOOK_RESULTS set it also writes the report there, as JSON.
 func (r *checkReport) print() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.started {
 		return
 	}
-	var failed []*scriptResult
-	ran := 0
-	for _, res := range r.results {
-		if res.failed {
-			failed = append(failed, res)
+	rep := r.report()
+	if file := os.Getenv("WORKBOOK_RESULTS"); file != "" {
+		data, err := json.MarshalIndent(rep, "", "\t")
+		if err == nil {
+			err = os.WriteFile(file, data, 0o644)
 		}
-		if !res.skipped {
-			ran++
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "WORKBOOK_RESULTS: %v\n", err)
 		}
+	}
+	fmt.Println()
+	for _, line := range progress.View(rep, progress.Size{Width: 80}, "") {
+		fmt.Println(line)
+	}
+	first, ok := rep.FirstFailure()
+	if !ok {
+		return
 	}
 	st := r.stage
-	fmt.Printf("\n%s, checked as stage %02d: ", st.dir, st.num)
-	if len(r.results) == 0 {
-		fmt.Printf("no script ran; the message above says why.\n")
-		return
-	}
-	if len(failed) == 0 {
-		fmt.Printf("all %d scripts passed.\n", ran)
-		return
-	}
-	fmt.Printf("%d of %d scripts failed (each one's session is above):\n", len(failed), ran)
-	slices.SortFunc(failed, func(a, b *scriptResult) int { return strings.Compare(a.where, b.where) })
-	for _, res := range failed {
-		where := res.where
-		if where == "" {
-			where = res.name
-		}
-		fmt.Printf("  %s\n      %s\n", where, res.why)
-	}
 	exercise := ""
 	if name := os.Getenv("WORKBOOK_EXERCISE"); name != "" {
 		exercise = " EXERCISE=" + name
 	}
-	fmt.Printf("One script alone, with its whole session: make check STAGE=%02d DIR=%s%s RUN=%s V=1\n",
-		st.num, st.dir, exercise, failed[0].name)
+	fmt.Printf("\nThat script alone, with its whole session: make check STAGE=%02d DIR=%s%s RUN=%s V=1\n",
+		st.num, st.dir, exercise, first.Name)
 	env := ""
 	for _, key := range []string{"WORKBOOK_STAGE", "WORKBOOK_EXERCISE"} {
 		if v := os.Getenv(key); v != "" {
 			env += key + "=" + v + " "
 		}
 	}
-	fmt.Printf("  (or, in %s: %sgo test -v -run TestScripts/%s)\n", st.dir, env, failed[0].name)
+	fmt.Printf("  (or, in %s: %sgo test -v -run TestScripts/%s)\n", st.dir, env, first.Name)
 	fmt.Printf("Every wait gave up after %v; on a slow machine, WORKBOOK_DEADLINE=30s waits longer.\n", deadline)
+}
+
+// report returns the outcome of every script that ran, in the order of the
+// path: the earlier stages' scripts, this stage's, an exercise's check, the
+// learner's own; each stage's in the order of its order file.
+func (r *checkReport) report() progress.Report {
+	st := r.stage
+	rep := progress.Report{Dir: st.dir, Stage: st.num}
+	if f := flag.Lookup("test.run"); f != nil {
+		_, rep.Only, _ = strings.Cut(f.Value.String(), "/") // -run TestScripts/NAME
+	}
+	byGroup := map[string][]progress.Script{}
+	for _, res := range r.results {
+		s := r.script(res)
+		byGroup[s.Group] = append(byGroup[s.Group], s)
+	}
+	keys := slices.Collect(maps.Keys(byGroup))
+	slices.SortFunc(keys, func(a, b string) int { return strings.Compare(groupKey(a), groupKey(b)) })
+	for _, g := range keys {
+		scripts := byGroup[g]
+		names := make([]string, len(scripts))
+		for i, s := range scripts {
+			names[i] = s.Name
+		}
+		// A stage's order file is checked by TestOrderFiles; here a bad one
+		// only leaves the scripts in name order.
+		order, _ := progress.ReadOrder(filepath.Join(st.root, "testdata", g))
+		arranged, _, _ := progress.Arrange(names, order)
+		for _, name := range arranged {
+			i := slices.IndexFunc(scripts, func(s progress.Script) bool { return s.Name == name })
+			rep.Scripts = append(rep.Scripts, scripts[i])
+		}
+	}
+	return rep
+}
+
+// groupKey sorts the groups of a report: the stages in order, then an
+// exercise's check, then the learner's own scripts.
+func groupKey(group string) string {
+	switch {
+	case stageName.MatchString(group):
+		return "0" + group
+	case group == progress.OwnGroup:
+		return "2"
+	}
+	return "1" + group
+}
+
+// script returns one script's outcome as the view shows it.
+func (r *checkReport) script(res *scriptResult) progress.Script {
+	s := progress.Script{Name: res.name, Status: progress.Passed, Where: res.where}
+	switch {
+	case res.failed:
+		s.Status = progress.Failed
+	case res.skipped:
+		s.Status = progress.Skipped
+	}
+	file := r.files[res.name]
+	s.Group, s.Listed = r.groupOf(file)
+	if src, err := os.ReadFile(file); err == nil {
+		s.Comment = progress.Comment(src)
+		if i := strings.LastIndexByte(res.where, ':'); i >= 0 {
+			if n, err := strconv.Atoi(res.where[i+1:]); err == nil {
+				s.Command = progress.Line(src, n)
+			}
+		}
+	}
+	if res.failed {
+		s.Why = plainWords(res.why)
+	}
+	return s
+}
+
+// groupOf returns the group of the script in file, and whether the view
+// lists its scripts one by one: see progress.Script.
+func (r *checkReport) groupOf(file string) (string, bool) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return progress.OwnGroup, true
+	}
+	dir := filepath.Dir(abs)
+	testdata := filepath.Join(r.stage.root, "testdata")
+	switch {
+	case sameDir(filepath.Dir(dir), testdata) && stageName.MatchString(filepath.Base(dir)):
+		m := stageName.FindStringSubmatch(filepath.Base(dir))
+		n, _ := strconv.Atoi(m[1])
+		return filepath.Base(dir), n == r.stage.num
+	case sameDir(filepath.Dir(dir), filepath.Join(testdata, "exercises")):
+		return progress.ExerciseGroup(strings.TrimSuffix(filepath.Base(file), ".txt")), true
+	}
+	return progress.OwnGroup, true
+}
+
+// plainWords keeps of a failure's message what a learner reads at a glance:
+// its first line, without the name of the command (the view shows the
+// command), with the line after it if it ends in a colon; then, from a
+// client's expect (commands_clients.go), what was expected and what came
+// instead, in one line; and whether the server has exited. The rest, such
+// as the server's log, is in the session.
+func plainWords(msg string) []string {
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	first := strings.TrimSpace(lines[0])
+	if cmd, rest, ok := strings.Cut(first, ": "); ok && !strings.ContainsAny(cmd, " `'\"") {
+		first = rest
+	}
+	rest := lines[1:]
+	if strings.HasSuffix(first, ":") && len(rest) > 0 {
+		first += " " + strings.TrimSpace(rest[0])
+		rest = rest[1:]
+	}
+	words := []string{first}
+	var expected, got, differ, exited string
+	for _, line := range rest {
+		line = strings.TrimSpace(line)
+		if k, v, ok := strings.Cut(line, ":"); ok && (k == "expected" || k == "got") {
+			v = strings.TrimSpace(v)
+			if k == "expected" {
+				expected = v
+			} else {
+				got = v
+			}
+		}
+		// Byte 0 needs no pointing out: expected and got show it.
+		if at, ok := strings.CutPrefix(line, "the first difference is "); ok && at != "at byte 0" {
+			differ = " (the first difference is " + at + ")"
+		}
+		if strings.HasPrefix(line, "the server has exited") {
+			exited = line
+		}
+	}
+	if expected != "" && got != "" {
+		words = append(words, "expected "+expected+", got "+got+differ)
+	}
+	if exited != "" {
+		words = append(words, exited)
+	}
+	return words
 }
 
 // checkT is the testscript.T of a check: testscript's own adapter for
@@ -221,7 +367,7 @@ var failure = regexp.MustCompile(`(?m)^FAIL: (\S+:\d+): (.*(?:\n\t.*)*)`)
 func (c checkT) Log(args ...any) {
 	if c.res != nil && c.res.where == "" {
 		if m := failure.FindStringSubmatch(fmt.Sprint(args...)); m != nil {
-			c.res.where, c.res.why = shortScriptName(m[1]), oneLine(m[2])
+			c.res.where, c.res.why = shortScriptName(m[1]), m[2]
 		}
 	}
 	c.T.Log(args...)
@@ -237,36 +383,11 @@ func shortScriptName(path string) string {
 	return strings.TrimPrefix(path, prefix)
 }
 
-// alignment is the run of spaces that lines up "expected:" and "got:".
-var alignment = regexp.MustCompile(`^([a-z ]+:)  +`)
-
-// oneLine joins the lines of a failure message into one line of at most
-// about two hundred characters, for the summary.
-func oneLine(msg string) string {
-	var b strings.Builder
-	for i, line := range strings.Split(msg, "\n") {
-		line = alignment.ReplaceAllString(strings.TrimSpace(line), "$1 ")
-		switch {
-		case line == "":
-			continue
-		case i > 0 && strings.HasSuffix(b.String(), ":"):
-			b.WriteString(" ")
-		case i > 0:
-			b.WriteString("; ")
-		}
-		b.WriteString(line)
-	}
-	if s := b.String(); len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return b.String()
-}
-
 // Fatal is how the harness itself fails a script outside any command: a
 // server that panicked or raced (see session.end).
 func (c checkT) Fatal(args ...any) {
 	if c.res != nil && c.res.why == "" {
-		c.res.why = oneLine(fmt.Sprint(args...))
+		c.res.why = fmt.Sprint(args...)
 	}
 	c.T.Fatal(args...)
 }

@@ -28,14 +28,16 @@ import (
 // lies in the function fn and reads as at once comments, spaces and line
 // breaks are set aside. For a statement with a body (for, if, switch, a
 // case of a switch) at is only its head, up to the brace or the colon, and
-// into puts code first in that body; otherwise code goes right after the
-// statement. The result is formatted as gofmt would, so code need not be
-// indented.
+// into puts code first in that body; with replace, code takes the whole
+// statement's place; otherwise code goes right after the statement. An edit
+// without fn adds declarations at the end of the file. The result is
+// formatted as gofmt would, so code need not be indented.
 type edit struct {
-	fn   string
-	at   string
-	into bool
-	code string
+	fn      string
+	at      string
+	into    bool
+	replace bool
+	code    string
 }
 
 // solutions holds one solution per exercise check, by stage and name.
@@ -153,6 +155,9 @@ func patch(src []byte, e edit) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.fn == "" {
+		return format.Source(append(append(src, '\n'), e.code+"\n"...))
+	}
 	var fn *ast.FuncDecl
 	for _, d := range f.Decls {
 		if d, ok := d.(*ast.FuncDecl); ok && d.Recv == nil && d.Name.Name == e.fn {
@@ -165,7 +170,8 @@ func patch(src []byte, e edit) ([]byte, error) {
 	offset := func(p token.Pos) int { return fset.Position(p).Offset }
 
 	want := tokens([]byte(e.at))
-	var found []int // where the code goes, for each statement that matches
+	type span struct{ from, to int } // what the code replaces: nothing, for an insertion
+	var found []span                 // for each statement that matches
 	ast.Inspect(fn.Body, func(n ast.Node) bool {
 		s, ok := n.(ast.Stmt)
 		if !ok {
@@ -176,12 +182,14 @@ func patch(src []byte, e edit) ([]byte, error) {
 			return true
 		}
 		switch {
+		case e.replace:
+			found = append(found, span{offset(s.Pos()), offset(s.End())})
 		case !e.into:
-			found = append(found, offset(s.End()))
+			found = append(found, span{offset(s.End()), offset(s.End())})
 		case bodyStart.IsValid():
-			found = append(found, offset(bodyStart))
+			found = append(found, span{offset(bodyStart), offset(bodyStart)})
 		default:
-			found = append(found, -1) // matched, but has no body to go into
+			found = append(found, span{-1, -1}) // matched, but has no body to go into
 		}
 		return true
 	})
@@ -189,13 +197,16 @@ func patch(src []byte, e edit) ([]byte, error) {
 		return nil, fmt.Errorf("%q is in func %s %d times, not once: the stage changed; update the edit", e.at, e.fn, len(found))
 	}
 	at := found[0]
-	if at < 0 {
+	if at.from < 0 {
 		return nil, fmt.Errorf("%q in func %s has no body to put code into", e.at, e.fn)
 	}
 	var out bytes.Buffer
-	out.Write(src[:at])
-	out.WriteString("\n" + e.code)
-	out.Write(src[at:])
+	out.Write(src[:at.from])
+	if !e.replace {
+		out.WriteString("\n")
+	}
+	out.WriteString(e.code)
+	out.Write(src[at.to:])
 	return format.Source(out.Bytes())
 }
 
@@ -252,12 +263,36 @@ func tokens(src []byte) string {
 // The solutions do not depend on the layout of the code they patch: each
 // applies the same to its stage's main.go as to a copy laid out otherwise,
 // with a comment and a line break after every token that can have one, and
-// the two results are the same code.
+// the two results are the same code. So do the steps of watch_test.go, all
+// of them made to the stage before theirs.
 func TestSolutionsIgnoreLayout(t *testing.T) {
 	root := mustRoot(t)
+	type solution struct {
+		name  string // what the edits do
+		stage string // to the main.go of this stage
+		edits []edit
+	}
+	var all []solution
 	for key, edits := range solutions {
 		stageName, _, _ := strings.Cut(key, "/")
-		src, err := os.ReadFile(filepath.Join(root, stageName, "main.go"))
+		all = append(all, solution{key, stageName, edits})
+	}
+	stages, err := exercise.Stages(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(stages); i++ {
+		sol := solution{name: "the steps to " + stages[i].Name, stage: stages[i-1].Name}
+		for _, s := range steps[stages[i].Name] {
+			sol.edits = append(sol.edits, s.edits...)
+		}
+		if sol.edits != nil {
+			all = append(all, sol)
+		}
+	}
+	for _, sol := range all {
+		key, edits := sol.name, sol.edits
+		src, err := os.ReadFile(filepath.Join(root, sol.stage, "main.go"))
 		if err != nil {
 			t.Fatal(err)
 		}

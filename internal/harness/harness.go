@@ -52,7 +52,9 @@
 // the same harness on the learner's code, as stage 03 because the directory's
 // name starts with 03 (WORKBOOK_STAGE=03 says so for a directory named
 // otherwise). What a check adds (the learner's own scripts, a summary, the
-// smaller exercises' checks) is in check.go; `make check STAGE=03` runs it.
+// smaller exercises' checks) is in check.go; `make check STAGE=03` and `make
+// watch STAGE=03` run it through internal/cmd/check, which shows only the
+// summary (internal/progress) and keeps go test's log in a file.
 package harness
 
 import (

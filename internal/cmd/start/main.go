@@ -67,7 +67,7 @@ func main() {
 
 	if err := exercise.Start(".", from, dir); errors.Is(err, exercise.ErrExists) {
 		fail("%s already exists, and may hold your work: nothing was copied.\n"+
-			"  To carry on, edit it and check it:  make check STAGE=%02d DIR=%s\n"+
+			"  To carry on, edit it and check it:  make watch STAGE=%02d DIR=%s\n"+
 			"  To start over, remove it first:     rm -r %s && make start STAGE=%02d",
 			dir, stage.Num, dir, dir, stage.Num)
 	} else if err != nil {
@@ -87,7 +87,9 @@ func main() {
 	}
 	fmt.Printf("\nRun your server:\n")
 	fmt.Printf("  make run DIR=%s ARGS='-addr localhost:8080'\n", dir)
-	fmt.Printf("\nCheck it with the tests of stage %02d and of every stage before it:\n", stage.Num)
+	fmt.Printf("\nCheck it with the tests of stage %02d and of every stage before it, after every save\n", stage.Num)
+	fmt.Printf("(keep it open in a second terminal) or once:\n")
+	fmt.Printf("  make watch STAGE=%02d DIR=%s\n", stage.Num, dir)
 	fmt.Printf("  make check STAGE=%02d DIR=%s\n", stage.Num, dir)
 	if strings.HasPrefix(filepath.Base(dir), fmt.Sprintf("%02d-", stage.Num)) {
 		fmt.Printf("  (without make: cd %s && go test)\n", dir)

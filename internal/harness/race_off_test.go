@@ -1,0 +1,6 @@
+//go:build !race
+
+package harness
+
+// raceDetector says whether the tests run under the race detector.
+const raceDetector = false
