@@ -89,14 +89,14 @@ func serve(kq, stop, listener, maxClients int) {
 				shutdown(kq, stop, listener, clients, refused)
 				return
 			case listener:
-				client, ok := acceptClient(kq, listener, &spare, clients, refused)
+				client, ok := acceptClient(kq, fd, &spare, clients, refused)
 				if !ok {
 					// Out of descriptors with no spare to refuse the next
 					// client with (see refuseOutOfFiles): stop listening.
 					// A disabled registration stays in the kernel but is
 					// not reported; newcomers wait in the listener's queue.
-					if spare < 0 && change(kq, listener, kqueue.EVFILT_READ, kqueue.EV_DISABLE, 0) == nil {
-						off = append(off, listener)
+					if spare < 0 && change(kq, fd, kqueue.EVFILT_READ, kqueue.EV_DISABLE, 0) == nil {
+						off = append(off, fd)
 					}
 					continue
 				}

@@ -1,12 +1,11 @@
 // Stage 04: the pooled echo server of stage 03, listening on a UNIX-domain
 // socket beside TCP.
 //
-// Both listening sockets are registered with the same kqueue and the loop
-// serves both alike: a listener is a descriptor, whatever its family. The
-// socket file is handled with care: a stale one left by a dead server is
-// replaced, anything else at the path is refused and left alone, the file is
-// made so that only its owner can connect, and on shutdown the server removes
-// the file only if it is still its own.
+// Both listening sockets are registered with the same kqueue and served
+// alike: a listener is a descriptor, whatever its family. The socket file is
+// handled with care: a stale one left by a dead server is replaced, anything
+// else at the path is left alone, only the owner may connect, and shutdown
+// removes the file only if it is still the server's own.
 //
 //	go run ./04-unix-socket       # in one terminal
 //	nc localhost 8080             # in another; type a line, get it back

@@ -15,13 +15,15 @@ import (
 // bytes; and only that thread has it, not the one that asked for it to be
 // started.
 func TestNameThreadShowsInProc(t *testing.T) {
-	named := make(chan int)
+	named, release := make(chan int), make(chan struct{})
+	defer close(release)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
 		if err := kqueue.NameThread("loop-1-of-a-long-name"); err != nil {
 			t.Error(err)
 		}
 		named <- unix.Gettid()
+		<-release // the thread lives until the test has looked at it
 	}()
 	tid := <-named
 	comm := func(tid int) string {
