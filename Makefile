@@ -30,16 +30,23 @@ need = $(if $($(1)),,$(error set $(1), for example: make $@ $(1)=$(2)))
 # Stops with a message unless stage $(1) exists.
 exists = $(if $(call stagedir,$(1)),,$(error no stage $(1); the stages are $(wildcard [0-9][0-9]-*)))
 
-# run builds the stage into bin/ and then is the server (exec), instead of
-# go run, which exits 1 after Ctrl-C and leaves the server running on kill:
-# here a signal reaches the server, and its exit status is make's.
+# run builds the stage into bin/ and then is the server (exec, no shell in
+# between), instead of go run, which exits 1 after Ctrl-C and leaves the
+# server running on kill. stdout is the server's alone, for its listening
+# lines: make would echo each command there, so each is echoed to stderr
+# instead. make passes a SIGTERM on to the server, but not a SIGINT, which
+# Ctrl-C sends to both at once: make waits for the server and then ends
+# itself by the signal, 130 in the shell (README.md, "Set-up", says so, and
+# internal/harness's TestMakeRun checks it).
 rundir = $(or $(DIR),$(call stagedir,$(STAGE)))
 runbin = bin/$(subst /,-,$(patsubst /%,%,$(rundir)))
+runbuild = cd $(rundir) && go build -o $(CURDIR)/$(runbin) .
+runexec = exec $(runbin) $(ARGS)
 
 run: ## run a stage: make run STAGE=02 (or DIR=...) [ARGS='-addr localhost:9000']
 	$(if $(DIR),,$(call need,STAGE,02)$(call exists,$(STAGE)))
-	cd $(rundir) && go build -o $(CURDIR)/$(runbin) .
-	exec $(runbin) $(ARGS)
+	@echo '$(runbuild)' >&2 && $(runbuild)
+	@echo '$(runexec)' >&2 && $(runexec)
 
 test: ## run every test, as the README says (one line per stage)
 	go test ./...
