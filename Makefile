@@ -4,7 +4,7 @@
 # STAGE, FROM and TO are stage numbers (01, 02, ...); a stage is the directory
 # whose name starts with its number, such as 02-kqueue-basic.
 
-.PHONY: help run test start check watch diff diffs diffs-write cross bench bench-quick mutants ci
+.PHONY: help run test start check watch diff diffs diffs-write cross bench bench-quick bench-record mutants ci
 
 # make run TRACE=1 (or 2, or a file name) runs the stage with KQUEUE_TRACE set (kqueue/README.md, "Watch it").
 run: export KQUEUE_TRACE := $(or $(TRACE),$(KQUEUE_TRACE))
@@ -12,7 +12,7 @@ run: export KQUEUE_TRACE := $(or $(TRACE),$(KQUEUE_TRACE))
 # Each verb is documented by its `## ` comment, which `make help` prints.
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /	/' | sort | \
-		awk -F'\t' '{ printf "  make %-11s %s\n", $$1, $$2 }'
+		awk -F'\t' '{ printf "  make %-12s %s\n", $$1, $$2 }'
 	@echo
 	@echo "  STAGE, FROM, TO are stage numbers: make run STAGE=02, make diff FROM=01."
 	@echo "  DIR is an exercise's directory, which make start prints. make check and"
@@ -31,16 +31,23 @@ need = $(if $($(1)),,$(error set $(1), for example: make $@ $(1)=$(2)))
 # Stops with a message unless stage $(1) exists.
 exists = $(if $(call stagedir,$(1)),,$(error no stage $(1); the stages are $(wildcard [0-9][0-9]-*)))
 
-# run builds the stage into bin/ and then is the server (exec), instead of
-# go run, which exits 1 after Ctrl-C and leaves the server running on kill:
-# here a signal reaches the server, and its exit status is make's.
+# run builds the stage into bin/ and then is the server (exec, no shell in
+# between), instead of go run, which exits 1 after Ctrl-C and leaves the
+# server running on kill. stdout is the server's alone, for its listening
+# lines: make would echo each command there, so each is echoed to stderr
+# instead. make passes a SIGTERM on to the server, but not a SIGINT, which
+# Ctrl-C sends to both at once: make waits for the server and then ends
+# itself by the signal, 130 in the shell (README.md, "Set-up", says so, and
+# internal/harness's TestMakeRun checks it).
 rundir = $(or $(DIR),$(call stagedir,$(STAGE)))
 runbin = bin/$(subst /,-,$(patsubst /%,%,$(rundir)))
+runbuild = cd $(rundir) && go build -o $(CURDIR)/$(runbin) .
+runexec = exec $(runbin) $(ARGS)
 
 run: ## run a stage: make run STAGE=02 (or DIR=...) [ARGS='-addr localhost:9000']
 	$(if $(DIR),,$(call need,STAGE,02)$(call exists,$(STAGE)))
-	cd $(rundir) && go build -o $(CURDIR)/$(runbin) .
-	exec $(runbin) $(ARGS)
+	@echo '$(runbuild)' >&2 && $(runbuild)
+	@echo '$(runexec)' >&2 && $(runexec)
 
 test: ## run every test, as the README says (one line per stage)
 	go test ./...
@@ -93,11 +100,16 @@ diffs-write: ## write them into diffs/ for the README's links (commit the result
 cross: ## vet for every system the workbook runs on (macOS, the BSDs, Linux)
 	bash .ci/run vet
 
+# A bench run writes into bench/runs/, which git ignores; only bench-record
+# replaces the committed bench/results/ that bench/README.md quotes.
 bench: ## measure the servers side by side, about 15 minutes (see bench/README.md)
 	$(MAKE) -C bench bench
 
 bench-quick: ## the same measurements, small and under a minute (no figures to quote)
 	$(MAKE) -C bench quick
+
+bench-record: ## the full run, written over the committed bench/results/ (maintainers)
+	$(MAKE) -C bench record
 
 # Mutation testing is for maintainers: it takes the better part of an hour
 # for everything, so it is not part of .ci/run. PKG narrows it.

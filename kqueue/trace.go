@@ -165,7 +165,9 @@ func appendSeconds(b []byte, d time.Duration) []byte {
 }
 
 // appendTimeout writes kevent's timeout: none (wait for ever), 0 (poll), or
-// seconds.
+// seconds, exactly: the nanoseconds in decimal, without trailing zeros, not
+// through a float64 (which prints 1 s and 999997014 ns as
+// 1.9999970139999999).
 func appendTimeout(b []byte, ts *unix.Timespec) []byte {
 	b = append(b, "timeout="...)
 	switch {
@@ -176,7 +178,10 @@ func appendTimeout(b []byte, ts *unix.Timespec) []byte {
 	case ts.Sec < 0 || ts.Nsec < 0 || ts.Nsec >= 1e9:
 		return fmt.Appendf(b, "{sec:%d nsec:%d}", ts.Sec, ts.Nsec)
 	}
-	b = strconv.AppendFloat(b, float64(ts.Sec)+float64(ts.Nsec)/1e9, 'f', -1, 64)
+	b = strconv.AppendInt(b, int64(ts.Sec), 10)
+	if ts.Nsec != 0 {
+		b = append(b, strings.TrimRight(fmt.Sprintf(".%09d", ts.Nsec), "0")...)
+	}
 	return append(b, 's')
 }
 

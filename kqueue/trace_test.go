@@ -221,6 +221,9 @@ func TestTraceTimeout(t *testing.T) {
 		{&unix.Timespec{}, "timeout=0"},
 		{&unix.Timespec{Sec: 1, Nsec: 500e6}, "timeout=1.5s"},
 		{&unix.Timespec{Nsec: 250e3}, "timeout=0.00025s"},
+		{&unix.Timespec{Sec: 1, Nsec: 999997014}, "timeout=1.999997014s"},
+		{&unix.Timespec{Sec: 2}, "timeout=2s"},
+		{&unix.Timespec{Nsec: 1}, "timeout=0.000000001s"},
 		{&unix.Timespec{Sec: -1}, "timeout={sec:-1 nsec:0}"},
 		{&unix.Timespec{Nsec: 1e9}, "timeout={sec:0 nsec:1000000000}"},
 	} {

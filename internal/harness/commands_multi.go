@@ -1,6 +1,6 @@
 package harness
 
-// What the harness adds for stage 10 (several event loops, -loops):
+// What the harness adds for stage 11 (several event loops, -loops):
 //
 //	crowd N WELCOMED       N clients connect to $ADDR at the same moment, each
 //	                       from a goroutine of its own, and read the first line
@@ -9,13 +9,13 @@ package harness
 //	                       "server full\n" and closed. The greeted stay
 //	                       connected to the end of the script.
 //
-// Every earlier stage's scripts run against stage 10 as they are, so with its
+// Every earlier stage's scripts run against stage 11 as they are, so with its
 // default number of loops (one per CPU). To run them all with another
-// number, set WORKBOOK_LOOPS; serve then starts stage 10 and later with
+// number, set WORKBOOK_LOOPS; serve then starts stage 11 and later with
 // -loops N in front of the script's own flags (a script's own -loops comes
 // later on the line, and wins):
 //
-//	WORKBOOK_LOOPS=1 go test -count=1 ./10-multi-loop
+//	WORKBOOK_LOOPS=1 go test -count=1 ./11-multi-loop
 //
 // `exec server` is left as it is: its scripts are about flags and failed
 // starts, which happen before any loop runs.

@@ -361,3 +361,45 @@ func TestPerfGroups(t *testing.T) {
 		t.Errorf("got groups %v, too big %v; want [[0 2]], [1]", groups, tooBig)
 	}
 }
+
+// TestReportQuickAndOtherWork: a quick report says in its header that its
+// figures are a smoke test's, and no report prints other work below zero
+// without saying why (the raw readings stay in results.json).
+func TestReportQuickAndOtherWork(t *testing.T) {
+	cell := func(server string, other spread) ThroughputResult {
+		one := spread{Median: 50, Min: 50, Max: 50, N: 1}
+		return ThroughputResult{Server: server, Cores: "one core", Clients: 50, MsgBytes: 64, Rounds: 1,
+			RPS: one, CPUPerEcho: one, ServerCPUPct: one, GenCPUPct: one, IdlePct: one, OtherPct: other, P99us: 999}
+	}
+	report := func(mode string, cells ...ThroughputResult) string {
+		var b strings.Builder
+		printTable(&b, &Results{Mode: mode, Plan: plans[mode], Throughput: cells})
+		return b.String()
+	}
+
+	quick := report("quick", cell("02-kqueue-basic", spread{Median: -20, Min: -20, Max: -20, N: 1}),
+		cell("net", spread{Median: 12, Min: 12, Max: 12, N: 1}))
+	for _, want := range []string{
+		"quick mode, a smoke test",
+		"are not to be quoted",
+		"came out below zero\n   in 1 of 2 cells (lowest -20), shown as 0",
+		"6.7% of one CPU in a window of 150ms",
+	} {
+		if !strings.Contains(quick, want) {
+			t.Errorf("the quick report does not say %q:\n%s", want, quick)
+		}
+	}
+	for _, line := range strings.Split(quick, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "02-kqueue-basic" && !slices.Contains(f, "0") {
+			t.Errorf("02-kqueue-basic's other work is not shown as 0: %q", line)
+		}
+	}
+	if strings.Contains(quick, "-20 ") {
+		t.Errorf("a reading below zero is printed in the table:\n%s", quick)
+	}
+
+	full := report("full", cell("net", spread{Median: 3, Min: 1, Max: 8, N: 5}))
+	if strings.Contains(full, "smoke test") || strings.Contains(full, "below zero") {
+		t.Errorf("a full report with no reading below zero says it is a smoke test or has one:\n%s", full)
+	}
+}

@@ -44,7 +44,7 @@ type cellCPU struct {
 	ServerCPU float64 `json:"server_cpu_s"`    // CPU-seconds the server used
 	GenCPU    float64 `json:"generator_cpu_s"` // CPU-seconds the load generator used
 	IdleCPU   float64 `json:"machine_idle_s"`  // CPU-seconds the machine was idle
-	OtherCPU  float64 `json:"other_work_s"`    // busy CPU-seconds that were neither (can be a tick below 0)
+	OtherCPU  float64 `json:"other_work_s"`    // busy CPU-seconds that were neither (can come out below 0: the meters disagree)
 	HasServer bool    `json:"-"`
 	HasStat   bool    `json:"-"`
 }

@@ -107,7 +107,7 @@ func main() {
 	stages := flag.String("stages", strings.Join(benchStages, ","), "workbook stages to measure, comma-separated")
 	peers := flag.String("peers", defaultPeers, "peer servers to measure, comma-separated (net, gnet, epoll)")
 	only := flag.String("only", strings.Join(experiments, ","), "experiments to run, comma-separated")
-	out := flag.String("out", "", "results `directory` (default results, or results/quick in quick mode)")
+	out := flag.String("out", "", "results `directory` (default runs/full, or runs/quick in quick mode; make bench-record gives results)")
 	workbook := flag.String("workbook", "", "workbook root `directory` (default: the parent of the bench module)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -139,15 +139,14 @@ func run(mode, stages, peers, only, out, workbook string) error {
 	if workbook == "" {
 		workbook = filepath.Dir(benchDir)
 	}
+	// A run writes into runs/, which git ignores, so that measuring on
+	// another machine never changes the committed results/: only -out
+	// results (make bench-record) replaces those. Scratch space (binaries,
+	// server logs, strace output) is in runs/ too.
 	if out == "" {
-		out = filepath.Join(benchDir, "results")
-		if mode == "quick" {
-			out = filepath.Join(out, "quick")
-		}
+		out = filepath.Join(benchDir, "runs", mode)
 	}
-	// Scratch space (binaries, server logs, strace output) lives where the
-	// workbook's .gitignore already ignores it.
-	tmp := filepath.Join(benchDir, "results", "tmp")
+	tmp := filepath.Join(benchDir, "runs", "tmp")
 	if err := os.MkdirAll(filepath.Join(tmp, "logs"), 0o755); err != nil {
 		return err
 	}

@@ -44,8 +44,8 @@ func startCPUMeter() cpuMeter {
 }
 
 // others describes the other work since start, e.g. "3.1 CPU-seconds of
-// 480 (0.6%)". It is not clamped: a figure a little below zero is the
-// meters' resolution (a clock tick per CPU).
+// 480 (0.6%)". A figure below zero is printed as it is, and said to be the
+// meters' disagreement: no work takes less than no time.
 func (m cpuMeter) others(cpus int) string {
 	busy, _, ok := machineTimes()
 	if !m.ok || !ok {
@@ -53,7 +53,11 @@ func (m cpuMeter) others(cpus int) string {
 	}
 	other := (busy - m.busy) - (ownAndChildrenCPU() - m.own)
 	avail := time.Since(m.start).Seconds() * float64(cpus)
-	return fmt.Sprintf("%.1f CPU-seconds of %.0f (%.1f%%)", other, avail, 100*other/avail)
+	s := fmt.Sprintf("%.1f CPU-seconds of %.0f (%.1f%%)", other, avail, 100*other/avail)
+	if other < 0 {
+		s += ", below zero: none that the meters can tell from their disagreement"
+	}
+	return s
 }
 
 // settle waits, for at most two seconds, until the machine has been all but

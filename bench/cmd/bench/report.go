@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Results is everything one run measured; results.json is this, verbatim.
@@ -229,6 +230,10 @@ func printTable(w io.Writer, r *Results) {
 		fmt.Fprintf(w, "load average before the run: %s; CPU used by other work during the run (irq, softirq and steal included): %s\n",
 			r.Machine.LoadAtStart, r.Machine.OtherWork)
 	}
+	if r.Mode == "quick" {
+		fmt.Fprintf(w, "quick mode, a smoke test: it shows that every server builds, starts, echoes and stops; its figures, from\n"+
+			"one round of %v a cell and a few windows of %v, are not to be quoted (make bench measures)\n", r.Plan.LoadTime, r.Plan.IdleWindow)
+	}
 	fmt.Fprintf(w, "every figure: median [lowest–highest] over the rounds or windows\n")
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -277,16 +282,29 @@ func printTable(w io.Writer, r *Results) {
 			r.Plan.Rounds, r.Plan.LoadTime)
 		fmt.Fprintf(w, "   one core = %s; CPU %% is of one CPU (the machine has %d)\n", r.OneCore, r.Machine.Cores)
 		row("server", "cores", "cell", "requests/s", "server µs CPU/echo", "server CPU %", "generator CPU %", "machine idle %", "other work %", "p99 µs", "limit")
+		below, lowest := 0, 0.0
 		for _, x := range r.Throughput {
 			cell := fmt.Sprintf("%d × %d B", x.Clients, x.MsgBytes)
 			if x.Rounds == 0 {
 				row(x.Server, x.Cores, cell, "failed", "-", "-", "-", "-", "-", "-", "-")
 				continue
 			}
+			if x.OtherPct.N > 0 && x.OtherPct.Min < 0 {
+				below, lowest = below+1, min(lowest, x.OtherPct.Min)
+			}
 			row(x.Server, x.Cores, cell, x.RPS.format("%.0f"), x.CPUPerEcho.format("%.2f"), x.ServerCPUPct.format("%.0f"),
-				x.GenCPUPct.format("%.0f"), x.IdlePct.format("%.0f"), x.OtherPct.format("%.0f"), fmt.Sprintf("%.0f", x.P99us), x.Limit)
+				x.GenCPUPct.format("%.0f"), x.IdlePct.format("%.0f"), x.OtherPct.atLeastZero().format("%.0f"), fmt.Sprintf("%.0f", x.P99us), x.Limit)
 		}
 		tw.Flush()
+		if below > 0 {
+			// No work takes less than no time: a reading below zero is the
+			// meters' disagreement (cpuBetween), and the table says so
+			// rather than print it as if it were a measurement.
+			fmt.Fprintf(w, "   other work %%, the machine's busy time (/proc/stat) less the server's and the generator's, came out below zero\n"+
+				"   in %d of %d cells (lowest %.0f), shown as 0: its meters disagree by that much (/proc/stat counts in clock ticks of\n"+
+				"   %v, %.1f%% of one CPU in a window of %v); results.json keeps every reading\n",
+				below, len(r.Throughput), lowest, time.Second/clockTicks, 100/(clockTicks*r.Plan.LoadTime.Seconds()), r.Plan.LoadTime)
+		}
 		for _, x := range r.Throughput {
 			if x.Note != "" {
 				fmt.Fprintf(w, "   %s, %s, %d clients, %d B: %s\n", x.Server, x.Cores, x.Clients, x.MsgBytes, x.Note)

@@ -39,6 +39,14 @@ func (s spread) format(verb string) string {
 	return fmt.Sprintf(verb+" ["+verb+"–"+verb+"]", s.Median, s.Min, s.Max)
 }
 
+// atLeastZero is the spread with readings below zero raised to zero, for a
+// figure that cannot be negative but is measured as a difference of meters
+// that may disagree (other work: see cpuBetween).
+func (s spread) atLeastZero() spread {
+	s.Median, s.Min, s.Max = max(s.Median, 0), max(s.Min, 0), max(s.Max, 0)
+	return s
+}
+
 // bimodal looks at the medians of a step's windows for two groups with a
 // clear gap between them: a gap wider than 8% of the lower group and three
 // times as wide as either group. It returns a description, or "".
