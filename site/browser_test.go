@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// The widths the browser test reads every page at: a laptop's, where the
+// code stands beside its prose, and a phone's, where they stack.
+var widths = []int{1280, 400}
+
+// screenshotHeight is how much of a page, or of one of its sections, one
+// screenshot shows.
+const screenshotHeight = 2400
+
+// chromium finds Debian's chromium (or another Chrome) to run; CHROMIUM
+// names one. Without one the browser test is skipped, except under CI,
+// where .ci/run installs it and its absence is a failure.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if exe := os.Getenv("CHROMIUM"); exe != "" {
+		return exe
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if exe, err := exec.LookPath(name); err == nil {
+			return exe
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium to run the browser test with (apt-get install chromium)")
+	}
+	t.Skip("no chromium: the browser test needs Debian's chromium (apt-get install chromium)")
+	return ""
+}
+
+// TestBrowser loads every page from file:// in headless Chromium at each
+// width. It fails on a console error, an exception, a failed load or a
+// broken image, on a page wider than the window, and where the layout is
+// wrong: at 1280 px a note must stand beside its code, at 400 px above it.
+// It writes screenshots to SITE_SCREENSHOTS (default: site/screenshots/):
+// the top of every page, and on a stage page the start of its diff and of
+// its main.go, at each width.
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	out := filepath.Join(t.TempDir(), "site")
+	if _, err := build(config{root: "..", out: out}); err != nil {
+		t.Fatal(err)
+	}
+	shots := os.Getenv("SITE_SCREENSHOTS")
+	if shots == "" {
+		shots = "screenshots"
+	}
+	if err := os.RemoveAll(shots); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pages, err := filepath.Glob(filepath.Join(out, "*.html"))
+	if err != nil || len(pages) == 0 {
+		t.Fatalf("no pages in %s: %v", out, err)
+	}
+
+	// The flags keep a headless Chromium from reaching out to the network
+	// for updates, sync and the like, which fail noisily where there is none.
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("mute-audio", true),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+
+	// Every message of the console: calls of the console API, exceptions
+	// nothing caught, and the browser's own log (a file that failed to load).
+	var mu sync.Mutex
+	var problems []string
+	err = chromedp.Listen(ctx, func(ev any) {
+		var p string
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, a.Description+string(a.Value))
+				}
+				p = "console." + string(ev.Type) + ": " + strings.Join(args, " ")
+			}
+		case *runtime.EventExceptionThrown:
+			p = "exception: " + ev.ExceptionDetails.Text
+			if ev.ExceptionDetails.Exception != nil {
+				p += " " + ev.ExceptionDetails.Exception.Description
+			}
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == cdplog.EntryLevelError {
+				p = "console error: " + ev.Entry.Text + " " + ev.Entry.URL
+			}
+		}
+		if p != "" {
+			mu.Lock()
+			problems = append(problems, p)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+
+	start := time.Now()
+	for _, w := range widths {
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(w), screenshotHeight)); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pages {
+			name := strings.TrimSuffix(filepath.Base(p), ".html")
+			mu.Lock()
+			problems = nil
+			mu.Unlock()
+			err := chromedp.Do(ctx, chromedp.Navigate("file://"+p))
+			var check pageCheck
+			if err == nil {
+				check, err = chromedp.Run(ctx, chromedp.Evaluate[pageCheck](checkScript))
+			}
+			if err != nil {
+				t.Errorf("%s at %d px: %v", name, w, err)
+				continue
+			}
+			mu.Lock()
+			for _, pr := range problems {
+				t.Errorf("%s at %d px: %s", name, w, pr)
+			}
+			mu.Unlock()
+			for _, img := range check.Broken {
+				t.Errorf("%s at %d px: broken image %s", name, w, img)
+			}
+			if check.ScrollWidth > check.Width {
+				t.Errorf("%s at %d px: the page is %.0f px wide, wider than the window", name, w, check.ScrollWidth)
+			}
+			for _, pair := range check.Pairs {
+				checkPair(t, fmt.Sprintf("%s at %d px, %s", name, w, pair.Where), w, pair)
+			}
+			if strings.Contains(name, "-") && name[0] >= '0' && name[0] <= '9' && len(check.Pairs) == 0 {
+				t.Errorf("%s at %d px: no prose and code side by side on a stage's page", name, w)
+			}
+			shoot(t, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d.png", name, w)), 0)
+			for _, sec := range check.Sections {
+				shoot(t, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d-%s.png", name, w, sec.ID)), sec.Top)
+			}
+		}
+	}
+	t.Logf("%d pages at %d widths in %.1fs; screenshots in %s", len(pages), len(widths), time.Since(start).Seconds(), shots)
+}
+
+// pageCheck is what checkScript reports of a loaded page.
+type pageCheck struct {
+	Broken      []string    `json:"broken"`
+	Width       float64     `json:"width"`
+	ScrollWidth float64     `json:"scrollWidth"`
+	Height      float64     `json:"height"`
+	Pairs       []pairCheck `json:"pairs"`
+	Sections    []struct {
+		ID  string  `json:"id"`
+		Top float64 `json:"top"`
+	} `json:"sections"`
+}
+
+type rect struct {
+	Left   float64 `json:"left"`
+	Right  float64 `json:"right"`
+	Top    float64 `json:"top"`
+	Bottom float64 `json:"bottom"`
+}
+
+type pairCheck struct {
+	Where string `json:"where"`
+	Note  rect   `json:"note"`
+	Code  rect   `json:"code"`
+}
+
+// checkScript runs in the page: its broken images, its width, and for each
+// section of notes beside code (the diff, the Go file) the first pair that
+// has both, where each of the two stands.
+const checkScript = `(() => {
+	const box = (e) => { const r = e.getBoundingClientRect();
+		return {left: r.left, right: r.right, top: r.top + scrollY, bottom: r.bottom + scrollY}; };
+	const pairs = [];
+	for (const sec of document.querySelectorAll("section.diff, section.docco")) {
+		for (const p of sec.querySelectorAll(".pair")) {
+			const note = p.querySelector(":scope > .note"), code = p.querySelector(":scope > .code");
+			if (note && code && note.textContent.trim() !== "" && code.textContent.trim() !== "") {
+				pairs.push({where: sec.id, note: box(note), code: box(code)});
+				break;
+			}
+		}
+	}
+	return {
+		broken: Array.from(document.images).filter((i) => !i.complete || i.naturalWidth === 0).map((i) => i.getAttribute("src")),
+		width: document.documentElement.clientWidth,
+		scrollWidth: document.documentElement.scrollWidth,
+		height: document.documentElement.scrollHeight,
+		pairs: pairs,
+		sections: Array.from(document.querySelectorAll("section[id]")).map((s) => ({id: s.id, top: box(s).top})),
+	};
+})()`
+
+// checkPair checks where a note stands against its code: beside it at a
+// wide window, above it at a narrow one.
+func checkPair(t *testing.T, where string, width int, p pairCheck) {
+	t.Helper()
+	beside := p.Code.Left >= p.Note.Right-1 && p.Code.Top < p.Note.Bottom
+	stacked := p.Code.Top >= p.Note.Bottom-1 && math.Abs(p.Code.Left-p.Note.Left) < 2
+	switch {
+	case width >= 1000 && !beside:
+		t.Errorf("%s: the code is not beside its note: note %+v, code %+v", where, p.Note, p.Code)
+	case width < 700 && !stacked:
+		t.Errorf("%s: the code is not below its note: note %+v, code %+v", where, p.Note, p.Code)
+	}
+}
+
+// shoot writes a PNG of the window scrolled to top: screenshotHeight high,
+// or less where the page ends. Scrolling and taking the window is much
+// faster than a clip of the whole page, which lays the page out again.
+func shoot(t *testing.T, ctx context.Context, file string, top float64) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[float64](fmt.Sprintf("window.scrollTo(0, %.0f), window.scrollY", top)))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", file, err)
+		return
+	}
+	fast := true
+	r, err := chromedp.Call(ctx, cdppage.CaptureScreenshot, cdppage.CaptureScreenshotParams{
+		Format:           cdppage.CaptureScreenshotFormatPng,
+		OptimizeForSpeed: &fast,
+	})
+	if err != nil {
+		t.Errorf("screenshot %s: %v", file, err)
+		return
+	}
+	if err := os.WriteFile(file, r.Data, 0o644); err != nil {
+		t.Error(err)
+	}
+}

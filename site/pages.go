@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/alecthomas/chroma/v2"
+	"github.com/alecthomas/chroma/v2/formatters/html"
+	"github.com/alecthomas/chroma/v2/styles"
+)
+
+//go:embed page.html style.css site.js
+var files embed.FS
+
+var pageTemplate = template.Must(template.ParseFS(files, "page.html"))
+
+// page is what the template needs for any page.
+type page struct {
+	Title  string
+	Kind   string // "doc", "stage" or "plumbing": the body's class
+	Nav    []navStage
+	More   []navStage // the kqueue package's page and the bench page, where they are
+	Prose  template.HTML
+	Charts []chart
+	Stage  *stagePage
+}
+
+type navStage struct {
+	Num, Dir, Title, Page string
+	Current               bool
+}
+
+type chart struct{ Src, Name string }
+
+// stagePage is the part of a stage's page, or of its plumbing.go page, that
+// is made from its code.
+type stagePage struct {
+	Num, Dir, Count string
+	Prev, Next      *navStage
+	Plumbing        string // the plumbing.go page, if the stage has one
+	StagePage       string
+	File            string    // main.go or plumbing.go
+	Sections        []section // the file, comment beside code
+	Changed         int       // how many of its sections changed since the stage before
+	Diff            []fileView
+	Adds, Dels      int
+	Same            string // for plumbing.go: the stages it is the same in
+}
+
+type fileView struct {
+	Name       string
+	Adds, Dels int
+	Hunks      []hunkView
+}
+
+type hunkView struct {
+	ID      string
+	Names   []string
+	Where   string // the lines, for a hunk in no declaration
+	Lines   []diffLine
+	Why     template.HTML // the README's sentence that explains it
+	WhyFrom string        // its section's heading
+	WhyLink string        // and anchor
+}
+
+func (s *site) nav(current string) []navStage {
+	var out []navStage
+	for _, st := range s.stages {
+		out = append(out, navStage{Num: st.num, Dir: st.dir, Title: st.title, Page: st.page(), Current: st.dir == current})
+	}
+	return out
+}
+
+// more links the two lessons beside the stages, the kqueue package and the
+// bench, where the workbook has them.
+func (s *site) more() []navStage {
+	var out []navStage
+	for _, p := range []string{"kqueue/README.md", "bench/README.md"} {
+		if d := s.docs[p]; d != nil {
+			out = append(out, navStage{Title: path.Dir(p), Page: d.page})
+		}
+	}
+	return out
+}
+
+func navOf(st *stage) *navStage {
+	if st == nil {
+		return nil
+	}
+	return &navStage{Num: st.num, Dir: st.dir, Title: st.title, Page: st.page()}
+}
+
+func execute(p page) ([]byte, error) {
+	var b bytes.Buffer
+	if err := pageTemplate.Execute(&b, p); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// docPage is the page of a Markdown file that is not a stage's README. The
+// bench page shows the charts of bench/results besides.
+func (s *site) docPage(d *doc) ([]byte, error) {
+	prose, err := s.render(d)
+	if err != nil {
+		return nil, err
+	}
+	p := page{Title: d.title, Kind: "doc", Nav: s.nav(""), More: s.more(), Prose: prose}
+	if d.path == "bench/README.md" {
+		charts, _ := filepath.Glob(filepath.Join(s.root, "bench", "results", "*.png"))
+		for _, c := range charts {
+			rel := path.Join("bench", "results", filepath.Base(c))
+			s.copies[rel] = true
+			p.Charts = append(p.Charts, chart{Src: "files/" + rel, Name: filepath.Base(c)})
+		}
+	}
+	return execute(p)
+}
+
+// stagePages makes a stage's page (its README, the step's diff and main.go)
+// and its plumbing.go page.
+func (s *site) stagePages(st *stage) (stagePg, plumbingPg []byte, err error) {
+	d := s.docs[path.Join(st.dir, "README.md")]
+	var prose template.HTML
+	title := st.dir
+	if d != nil {
+		if prose, err = s.render(d); err != nil {
+			return nil, nil, err
+		}
+		title = d.title
+	}
+	sp := &stagePage{Num: st.num, Dir: st.dir, Count: s.stages[len(s.stages)-1].num,
+		Prev: navOf(st.prev), Next: navOf(st.next), StagePage: st.page(), File: "main.go"}
+	if s.readFile(path.Join(st.dir, "plumbing.go")) != nil {
+		sp.Plumbing = st.plumbingPage()
+	}
+
+	added := map[string]map[int]bool{}
+	if st.prev != nil {
+		diff, err := s.stageDiff(st.prev, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		var ss []*sentence
+		if d != nil {
+			ss = sentences(d)
+		}
+		for _, f := range diff {
+			fv, err := s.fileView(d, f, ss)
+			if err != nil {
+				return nil, nil, err
+			}
+			sp.Diff = append(sp.Diff, fv)
+			sp.Adds += f.Adds
+			sp.Dels += f.Dels
+			added[f.Name] = map[int]bool{}
+			for _, h := range f.Hunks {
+				for _, l := range h.Lines {
+					if l.Kind == '+' {
+						added[f.Name][l.New] = true
+					}
+				}
+			}
+		}
+	}
+
+	main := s.readFile(path.Join(st.dir, "main.go"))
+	sp.Sections = sections(string(main), added["main.go"])
+	for _, sec := range sp.Sections {
+		if sec.Changed {
+			sp.Changed++
+		}
+	}
+	stagePg, err = execute(page{Title: title, Kind: "stage", Nav: s.nav(st.dir), More: s.more(), Prose: prose, Stage: sp})
+	if err != nil || sp.Plumbing == "" {
+		return stagePg, nil, err
+	}
+
+	pp := *sp
+	pp.File, pp.Diff, pp.Changed = "plumbing.go", nil, 0
+	plumbing := s.readFile(path.Join(st.dir, "plumbing.go"))
+	pp.Sections = sections(string(plumbing), added["plumbing.go"])
+	for _, sec := range pp.Sections {
+		if sec.Changed {
+			pp.Changed++
+		}
+	}
+	pp.Same = s.sameIn(st, "plumbing.go")
+	plumbingPg, err = execute(page{Title: st.dir + ": plumbing.go", Kind: "plumbing", Nav: s.nav(st.dir), More: s.more(), Stage: &pp})
+	return stagePg, plumbingPg, err
+}
+
+// sameIn names the run of stages around st whose copy of file is the same
+// as st's, such as "04-unix-socket to 06-udata", or "" if it is st's alone.
+func (s *site) sameIn(st *stage, file string) string {
+	text := s.readFile(path.Join(st.dir, file))
+	first, last := st, st
+	for first.prev != nil && bytes.Equal(s.readFile(path.Join(first.prev.dir, file)), text) {
+		first = first.prev
+	}
+	for last.next != nil && bytes.Equal(s.readFile(path.Join(last.next.dir, file)), text) {
+		last = last.next
+	}
+	if first == last {
+		return ""
+	}
+	return first.dir + " to " + last.dir
+}
+
+// fileView lays out one file's diff: each hunk headed by the declarations
+// it changes and, where one is found, the README sentence that explains it.
+func (s *site) fileView(d *doc, f *fileDiff, ss []*sentence) (fileView, error) {
+	fv := fileView{Name: f.Name, Adds: f.Adds, Dels: f.Dels}
+	oldTokens, newTokens := tokenLines("go", f.Old), tokenLines("go", f.New)
+	for i, h := range f.Hunks {
+		hv := hunkView{ID: fmt.Sprintf("diff-%s-%d", f.Name, i+1), Names: h.Names,
+			Lines: hunkLines(f, h, oldTokens, newTokens)}
+		if len(hv.Names) == 0 {
+			hv.Where = fmt.Sprintf("line %d", h.NewStart)
+		}
+		if d != nil {
+			if why := explain(ss, hunkNames(f, h, oldTokens, newTokens)); why != nil {
+				html, err := s.renderMarkdown(d, []byte(why.src))
+				if err != nil {
+					return fv, err
+				}
+				hv.Why, hv.WhyFrom, hv.WhyLink = html, why.heading, why.anchor
+			}
+		}
+		fv.Hunks = append(fv.Hunks, hv)
+	}
+	return fv, nil
+}
+
+// assets are the files every page shares: the style sheet, with chroma's
+// colours for code (light, and dark where the reader's system asks for
+// it), and the little script.
+func assets() map[string][]byte {
+	css, _ := files.ReadFile("style.css")
+	js, _ := files.ReadFile("site.js")
+	var b bytes.Buffer
+	b.Write(css)
+	b.WriteString("\n/* Code colours: chroma's github style, and github-dark in dark mode. */\n")
+	b.WriteString(chromaCSS("github"))
+	b.WriteString("@media (prefers-color-scheme: dark) {\n")
+	b.WriteString(chromaCSS("github-dark"))
+	b.WriteString("}\n")
+	return map[string][]byte{"style.css": b.Bytes(), "site.js": js}
+}
+
+// chromaCSS is a chroma style's colours for the token classes only: the
+// backgrounds and line layout are the site's own.
+func chromaCSS(name string) string {
+	var b strings.Builder
+	_ = html.New(html.WithClasses(true)).WriteCSS(&b, styles.Get(name))
+	var out strings.Builder
+	for _, l := range strings.Split(b.String(), "\n") {
+		rule := l
+		if i := strings.Index(l, "*/ "); i >= 0 {
+			rule = l[i+3:]
+		}
+		if !strings.HasPrefix(rule, ".chroma .") || strings.Contains(rule, "background-color") && !strings.Contains(rule, ".err") {
+			continue
+		}
+		sel := strings.Fields(rule)[1]
+		if lineClasses[strings.TrimPrefix(sel, ".")] {
+			continue
+		}
+		out.WriteString(rule + "\n")
+	}
+	return out.String()
+}
+
+// chroma's classes for line numbers and line tables, which the site does
+// not use.
+var lineClasses = map[string]bool{}
+
+func init() {
+	for _, t := range []chroma.TokenType{chroma.LineLink, chroma.LineTableTD, chroma.LineTable, chroma.LineHighlight,
+		chroma.LineNumbersTable, chroma.LineNumbers, chroma.Line, chroma.CodeLine} {
+		lineClasses[chroma.StandardTypes[t]] = true
+	}
+}
