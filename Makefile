@@ -94,6 +94,12 @@ bench: ## measure the servers side by side, about 15 minutes (see bench/README.m
 bench-quick: ## the same measurements, small and under a minute (no figures to quote)
 	$(MAKE) -C bench quick
 
+# The site: the workbook as web pages, built by site/ (a module of its own,
+# like bench/) from the READMEs, the stages' code and scripts/diffs.
+.PHONY: site
+site: ## build the site into _site/ (then open _site/index.html in a browser)
+	cd site && go run . -out ../_site
+
 # Mutation testing is for maintainers: it takes the better part of an hour
 # for everything, so it is not part of .ci/run. PKG narrows it.
 mutants: ## mutation scores of kqueue/ and the stages: make mutants [PKG='kqueue 03']

@@ -55,10 +55,7 @@ func chromium(t *testing.T) string {
 // its main.go, at each width.
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
-	out := filepath.Join(t.TempDir(), "site")
-	if _, err := build(config{root: "..", out: out}); err != nil {
-		t.Fatal(err)
-	}
+	out := built(t)
 	shots := os.Getenv("SITE_SCREENSHOTS")
 	if shots == "" {
 		shots = "screenshots"

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // config is what one build needs: the workbook's checkout, where the site
@@ -91,6 +92,7 @@ type site struct {
 	byDir  map[string]*stage
 	docs   map[string]*doc // by the repository path of the Markdown file
 	queue  []string        // documents found by links, not parsed yet
+	mu     sync.Mutex      // for copies and warned, written by pages made at once
 	copies map[string]bool // repository paths copied under files/
 	warned map[string]bool
 }
@@ -137,27 +139,43 @@ func build(cfg config) (int, error) {
 		}
 	}
 
+	// The pages are made at once, one goroutine each: what each makes is
+	// its own, and only the list of files to copy and the warnings are
+	// shared.
 	pages := map[string][]byte{}
-	for _, st := range stages {
-		page, plumbing, err := s.stagePages(st)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var errs []error
+	add := func(name string, page []byte, err error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", st.dir, err)
-		}
-		pages[st.page()] = page
-		if plumbing != nil {
-			pages[st.plumbingPage()] = plumbing
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		} else if page != nil {
+			pages[name] = page
 		}
 	}
+	for _, st := range stages {
+		wg.Go(func() {
+			page, plumbing, err := s.stagePages(st)
+			add(st.page(), page, err)
+			add(st.plumbingPage(), plumbing, nil)
+		})
+	}
 	for _, p := range sortedKeys(s.docs) {
-		d := s.docs[p]
 		if s.isStageReadme(p) {
 			continue // part of the stage's page
 		}
-		page, err := s.docPage(d)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", p, err)
-		}
-		pages[d.page] = page
+		d := s.docs[p]
+		wg.Go(func() {
+			page, err := s.docPage(d)
+			add(d.page, page, err)
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+		return 0, errs[0]
 	}
 
 	if err := os.RemoveAll(cfg.out); err != nil {
@@ -217,10 +235,19 @@ func (s *site) want(p string) {
 // to a file that is not there; the build goes on without that link.
 func (s *site) warnf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.warned[msg] {
 		s.warned[msg] = true
 		fmt.Fprintln(s.warn, "site: "+msg)
 	}
+}
+
+// copy has a file of the checkout copied into the site, under files/.
+func (s *site) copy(p string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.copies[p] = true
 }
 
 // sourceLink is the address of a file or directory of the checkout that is

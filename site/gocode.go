@@ -4,6 +4,7 @@ import (
 	"html/template"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/alecthomas/chroma/v2"
 	"github.com/alecthomas/chroma/v2/lexers"
@@ -21,10 +22,36 @@ func lexer(lang string) chroma.Lexer {
 	return chroma.Coalesce(l)
 }
 
+// tokenCache keeps each file's tokens: a stage's main.go is shown on its
+// page and in two diffs, and lexing is most of a build's work.
+var tokenCache struct {
+	sync.Mutex
+	lines map[[2]string][][]chroma.Token
+}
+
 // tokenLines splits source into lines of chroma tokens, one slice for each
 // line of the source (its newline left out), so that a file is highlighted
-// whole, with the state of the lexer carried from line to line.
+// whole, with the state of the lexer carried from line to line. The slices
+// are shared: callers must not change them.
 func tokenLines(lang, src string) [][]chroma.Token {
+	key := [2]string{lang, src}
+	tokenCache.Lock()
+	lines, ok := tokenCache.lines[key]
+	tokenCache.Unlock()
+	if ok {
+		return lines
+	}
+	lines = lex(lang, src)
+	tokenCache.Lock()
+	if tokenCache.lines == nil {
+		tokenCache.lines = map[[2]string][][]chroma.Token{}
+	}
+	tokenCache.lines[key] = lines
+	tokenCache.Unlock()
+	return lines
+}
+
+func lex(lang, src string) [][]chroma.Token {
 	it, err := lexer(lang).Tokenise(nil, src)
 	if err != nil {
 		return plainLines(src)

@@ -234,7 +234,7 @@ func (s *site) href(d *doc, dest string) (href, class string, ok bool) {
 		}
 		return t.page, "", true
 	case t.copy:
-		s.copies[t.path] = true
+		s.copy(t.path)
 		return "files/" + t.path, "", true
 	default:
 		return s.sourceLink(t.path), "source", true

@@ -115,7 +115,7 @@ func (s *site) docPage(d *doc) ([]byte, error) {
 		charts, _ := filepath.Glob(filepath.Join(s.root, "bench", "results", "*.png"))
 		for _, c := range charts {
 			rel := path.Join("bench", "results", filepath.Base(c))
-			s.copies[rel] = true
+			s.copy(rel)
 			p.Charts = append(p.Charts, chart{Src: "files/" + rel, Name: filepath.Base(c)})
 		}
 	}
