@@ -51,8 +51,8 @@ func chromium(t *testing.T) string {
 // broken image, on a page wider than the window, and where the layout is
 // wrong: at 1280 px a note must stand beside its code, at 400 px above it.
 // It writes screenshots to SITE_SCREENSHOTS (default: site/screenshots/):
-// the top of every page, and on a stage page the start of its diff and of
-// its main.go, at each width.
+// the top of every page, and on a stage page the start of its diff, of its
+// main.go and of its "Watch it" trace, at each width.
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
 	out := built(t)
@@ -222,7 +222,7 @@ const checkScript = `(() => {
 		scrollWidth: document.documentElement.scrollWidth,
 		height: document.documentElement.scrollHeight,
 		pairs: pairs,
-		sections: Array.from(document.querySelectorAll("section[id]")).map((s) => ({id: s.id, top: box(s).top})),
+		sections: Array.from(document.querySelectorAll("section[id], h2#watch-it")).map((s) => ({id: s.id, top: Math.max(0, box(s).top - 60)})),
 	};
 })()`
 

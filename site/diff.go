@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -189,8 +190,10 @@ func genDeclName(d *ast.GenDecl) string {
 	return d.Tok.String() + " " + names[0]
 }
 
-// nameHunks heads each hunk with the declarations its changed lines are in,
-// in the old file for removed lines and in the new one for added lines.
+// nameHunks heads each hunk with the declarations its changed lines are in:
+// in the new file for added lines, in the old one for removed lines, where
+// the new file has no declaration of that name (a function that became a
+// method is named once, as the method).
 func nameHunks(f *fileDiff) {
 	oldDecls, newDecls := decls(f.Old), decls(f.New)
 	find := func(ds []decl, n int) string {
@@ -201,22 +204,42 @@ func nameHunks(f *fileDiff) {
 		}
 		return ""
 	}
+	type named struct {
+		name  string
+		isNew bool
+	}
 	for _, h := range f.Hunks {
-		seen := map[string]bool{}
+		var names []named
 		for _, l := range h.Lines {
-			name := ""
 			switch l.Kind {
 			case '-':
-				name = find(oldDecls, l.Old)
+				names = append(names, named{find(oldDecls, l.Old), false})
 			case '+':
-				name = find(newDecls, l.New)
-			}
-			if name != "" && !seen[name] {
-				seen[name] = true
-				h.Names = append(h.Names, name)
+				names = append(names, named{find(newDecls, l.New), true})
 			}
 		}
+		seen := map[string]bool{}
+		for _, n := range names {
+			renamed := !n.isNew && slices.ContainsFunc(names, func(m named) bool {
+				return m.isNew && m.name != n.name && declKey(m.name) == declKey(n.name)
+			})
+			if n.name == "" || seen[n.name] || renamed {
+				continue
+			}
+			seen[n.name] = true
+			h.Names = append(h.Names, n.name)
+		}
 	}
+}
+
+// declKey is the name a declaration declares: serve for both "func serve"
+// and "func (s *Server) serve".
+func declKey(name string) string {
+	fields := strings.Fields(name)
+	if len(fields) == 0 {
+		return ""
+	}
+	return strings.TrimRight(fields[len(fields)-1], ",…")
 }
 
 // Lines of a diff, ready for the page: highlighted as the file they come

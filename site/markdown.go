@@ -393,32 +393,51 @@ func isTrace(code string) bool {
 // classed by what it is (change, wait, event, a system call, a log line),
 // filters and flags picked out, field names muted. The text is unchanged.
 func traceHTML(code string) template.HTML {
-	var b strings.Builder
-	b.WriteString(`<figure class="trace"><figcaption><span class="k-change">change</span> what the program asked ` +
-		`<span class="k-wait">wait</span> the kevent call <span class="k-event">event</span> what came back ` +
-		`<span class="k-sys">epoll</span> the emulation's system calls <span class="k-log">log</span> the server's stderr` +
-		`</figcaption><pre>`)
+	var lines strings.Builder
+	kinds := map[string]bool{}
 	for _, l := range strings.Split(strings.TrimRight(code, "\n"), "\n") {
 		esc := template.HTMLEscapeString
 		switch m := traceLine.FindStringSubmatch(l); {
 		case m != nil:
 			lead := l[:strings.Index(l, m[1])]
-			fmt.Fprintf(&b, `<span class="tl k-%s">%s<span class="t">%s</span> <span class="q">%s</span> <b>%s</b>%s%s</span>`,
+			fmt.Fprintf(&lines, `<span class="tl k-%s">%s<span class="t">%s</span> <span class="q">%s</span> <b>%s</b>%s%s`,
 				m[3], lead, m[1], m[2], m[3], m[4], traceFields(m[5]))
+			kinds[m[3]] = true
 		case syscallLine.MatchString(l):
 			m := syscallLine.FindStringSubmatch(l)
 			lead := l[:strings.Index(l, m[1])]
-			fmt.Fprintf(&b, `<span class="tl k-sys">%s<span class="t">%s</span>%s<b>%s</b>%s</span>`,
+			fmt.Fprintf(&lines, `<span class="tl k-sys">%s<span class="t">%s</span>%s<b>%s</b>%s`,
 				lead, m[1], m[2], esc(m[3]), traceFields(m[4]))
+			kinds["sys"] = true
 		case logLine.MatchString(l):
-			fmt.Fprintf(&b, `<span class="tl k-log">%s</span>`, esc(l))
+			fmt.Fprintf(&lines, `<span class="tl k-log">%s`, esc(l))
+			kinds["log"] = true
 		default:
-			fmt.Fprintf(&b, `<span class="tl">%s</span>`, esc(l))
+			fmt.Fprintf(&lines, `<span class="tl">%s`, esc(l))
 		}
-		b.WriteByte('\n')
+		lines.WriteString("\n</span>")
 	}
+	// The legend names the kinds of line this trace has.
+	var b strings.Builder
+	b.WriteString(`<figure class="trace"><figcaption>`)
+	for _, k := range traceKinds {
+		if kinds[k.class] {
+			fmt.Fprintf(&b, `<span><b class="k-%s">%s</b> %s</span>`, k.class, k.name, k.says)
+		}
+	}
+	b.WriteString(`</figcaption><pre>`)
+	b.WriteString(lines.String())
 	b.WriteString("</pre></figure>\n")
 	return template.HTML(b.String())
+}
+
+// The kinds of trace line, in the order the legend gives them.
+var traceKinds = []struct{ class, name, says string }{
+	{"change", "change", "what the program asked for"},
+	{"wait", "wait", "the call: its timeout, its sleep"},
+	{"event", "event", "what came back"},
+	{"sys", "epoll", "the emulation's system calls"},
+	{"log", "log", "the server's own line on stderr"},
 }
 
 // traceFields picks out the filters, flags and errors of a trace line and

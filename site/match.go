@@ -54,6 +54,9 @@ func sentences(d *doc) []*sentence {
 					raw = append(raw, strings.TrimSpace(string(seg.Value(d.src))))
 				}
 				for _, s := range splitSentences(strings.Join(raw, " ")) {
+					if strings.HasSuffix(s, ":") {
+						continue // it leads into a list or a block, and says little alone
+					}
 					out = append(out, &sentence{src: s, heading: heading, anchor: anchor, weight: weight, names: codeNames(s)})
 				}
 				return ast.WalkSkipChildren, nil
@@ -136,10 +139,7 @@ func hunkNames(f *fileDiff, h *hunk, oldTokens, newTokens [][]chroma.Token) map[
 		}
 	}
 	for _, n := range h.Names {
-		fields := strings.Fields(n)
-		if len(fields) > 0 {
-			add(strings.TrimSuffix(strings.TrimSuffix(fields[len(fields)-1], ","), "…"), 3)
-		}
+		add(declKey(n), 3)
 	}
 	oldNames := map[string]bool{}
 	for _, id := range identifier.FindAllString(f.Old, -1) {

@@ -12,6 +12,7 @@ import (
 	"github.com/alecthomas/chroma/v2"
 	"github.com/alecthomas/chroma/v2/formatters/html"
 	"github.com/alecthomas/chroma/v2/styles"
+	"github.com/yuin/goldmark/ast"
 )
 
 //go:embed page.html style.css site.js
@@ -26,6 +27,7 @@ type page struct {
 	Nav    []navStage
 	More   []navStage // the kqueue package's page and the bench page, where they are
 	Prose  template.HTML
+	Toc    []tocEntry
 	Charts []chart
 	Stage  *stagePage
 }
@@ -36,6 +38,25 @@ type navStage struct {
 }
 
 type chart struct{ Src, Name string }
+
+// tocEntry is a line of the list of a page's sections beside its lesson.
+type tocEntry struct {
+	ID, Text string
+	Code     bool // a section of code, after the README's
+}
+
+// toc lists a document's second-level headings.
+func toc(d *doc) []tocEntry {
+	var out []tocEntry
+	for n := d.root.FirstChild(); n != nil; n = n.NextSibling() {
+		if h, ok := n.(*ast.Heading); ok && h.Level == 2 {
+			if id, ok := h.AttributeString("id"); ok {
+				out = append(out, tocEntry{ID: string(id.([]byte)), Text: plainText(h, d.src)})
+			}
+		}
+	}
+	return out
+}
 
 // stagePage is the part of a stage's page, or of its plumbing.go page, that
 // is made from its code.
@@ -110,13 +131,16 @@ func (s *site) docPage(d *doc) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := page{Title: d.title, Kind: "doc", Nav: s.nav(""), More: s.more(), Prose: prose}
+	p := page{Title: d.title, Kind: "doc", Nav: s.nav(""), More: s.more(), Prose: prose, Toc: toc(d)}
 	if d.path == "bench/README.md" {
 		charts, _ := filepath.Glob(filepath.Join(s.root, "bench", "results", "*.png"))
 		for _, c := range charts {
 			rel := path.Join("bench", "results", filepath.Base(c))
 			s.copy(rel)
 			p.Charts = append(p.Charts, chart{Src: "files/" + rel, Name: filepath.Base(c)})
+		}
+		if len(p.Charts) > 0 {
+			p.Toc = append(p.Toc, tocEntry{ID: "the-charts", Text: "The charts"})
 		}
 	}
 	return execute(p)
@@ -176,7 +200,16 @@ func (s *site) stagePages(st *stage) (stagePg, plumbingPg []byte, err error) {
 			sp.Changed++
 		}
 	}
-	stagePg, err = execute(page{Title: title, Kind: "stage", Nav: s.nav(st.dir), More: s.more(), Prose: prose, Stage: sp})
+	var entries []tocEntry
+	if d != nil {
+		entries = toc(d)
+	}
+	if sp.Diff != nil {
+		entries = append(entries, tocEntry{ID: "the-diff", Text: "What changed from " + st.prev.dir, Code: true})
+	}
+	entries = append(entries, tocEntry{ID: "main.go", Text: "main.go", Code: true})
+	stagePg, err = execute(page{Title: title, Kind: "stage", Nav: s.nav(st.dir), More: s.more(), Prose: prose,
+		Toc: entries, Stage: sp})
 	if err != nil || sp.Plumbing == "" {
 		return stagePg, nil, err
 	}
