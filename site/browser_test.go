@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +25,7 @@ var widths = []int{1280, 400}
 
 // screenshotHeight is how much of a page, or of one of its sections, one
 // screenshot shows.
-const screenshotHeight = 2400
+const screenshotHeight = 1800
 
 // chromium finds Debian's chromium (or another Chrome) to run; CHROMIUM
 // names one. Without one the browser test is skipped, except under CI,
@@ -51,8 +52,9 @@ func chromium(t *testing.T) string {
 // broken image, on a page wider than the window, and where the layout is
 // wrong: at 1280 px a note must stand beside its code, at 400 px above it.
 // It writes screenshots to SITE_SCREENSHOTS (default: site/screenshots/):
-// the top of every page, and on a stage page the start of its diff, of its
-// main.go and of its "Watch it" trace, at each width.
+// the top of every page at each width; on a stage page, the start of its
+// diff at each width, and at 1280 px the start of its main.go and of its
+// "Watch it" trace; on the bench page, its charts.
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
 	out := built(t)
@@ -89,7 +91,26 @@ func TestBrowser(t *testing.T) {
 	}
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
+	browser, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+
+	// One tab for each width, reading the pages at once.
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, w := range widths {
+		wg.Go(func() { readAt(t, browser, w, pages, shots) })
+	}
+	wg.Wait()
+	t.Logf("%d pages at %d widths in %.1fs; screenshots in %s", len(pages), len(widths), time.Since(start).Seconds(), shots)
+}
+
+// readAt loads every page in a new tab of the browser, width pixels wide,
+// and checks it.
+func readAt(t *testing.T, browser context.Context, width int, pages []string, shots string) {
+	ctx, cancel := chromedp.NewContext(browser)
 	defer cancel()
 	ctx, cancel = context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
@@ -98,7 +119,7 @@ func TestBrowser(t *testing.T) {
 	// nothing caught, and the browser's own log (a file that failed to load).
 	var mu sync.Mutex
 	var problems []string
-	err = chromedp.Listen(ctx, func(ev any) {
+	err := chromedp.Listen(ctx, func(ev any) {
 		var p string
 		switch ev := ev.(type) {
 		case *runtime.EventConsoleAPICalled:
@@ -125,54 +146,57 @@ func TestBrowser(t *testing.T) {
 			mu.Unlock()
 		}
 	})
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), screenshotHeight))
+	}
 	if err != nil {
-		t.Fatalf("starting %s: %v", exe, err)
+		t.Errorf("a tab %d px wide: %v", width, err)
+		return
 	}
-
-	start := time.Now()
-	for _, w := range widths {
-		if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(w), screenshotHeight)); err != nil {
-			t.Fatal(err)
+	for _, p := range pages {
+		name := strings.TrimSuffix(filepath.Base(p), ".html")
+		at := fmt.Sprintf("%s at %d px", name, width)
+		mu.Lock()
+		problems = nil
+		mu.Unlock()
+		err := chromedp.Do(ctx, chromedp.Navigate("file://"+p))
+		var check pageCheck
+		if err == nil {
+			check, err = chromedp.Run(ctx, chromedp.Evaluate[pageCheck](checkScript))
 		}
-		for _, p := range pages {
-			name := strings.TrimSuffix(filepath.Base(p), ".html")
-			mu.Lock()
-			problems = nil
-			mu.Unlock()
-			err := chromedp.Do(ctx, chromedp.Navigate("file://"+p))
-			var check pageCheck
-			if err == nil {
-				check, err = chromedp.Run(ctx, chromedp.Evaluate[pageCheck](checkScript))
-			}
-			if err != nil {
-				t.Errorf("%s at %d px: %v", name, w, err)
-				continue
-			}
-			mu.Lock()
-			for _, pr := range problems {
-				t.Errorf("%s at %d px: %s", name, w, pr)
-			}
-			mu.Unlock()
-			for _, img := range check.Broken {
-				t.Errorf("%s at %d px: broken image %s", name, w, img)
-			}
-			if check.ScrollWidth > check.Width {
-				t.Errorf("%s at %d px: the page is %.0f px wide, wider than the window", name, w, check.ScrollWidth)
-			}
-			for _, pair := range check.Pairs {
-				checkPair(t, fmt.Sprintf("%s at %d px, %s", name, w, pair.Where), w, pair)
-			}
-			if strings.Contains(name, "-") && name[0] >= '0' && name[0] <= '9' && len(check.Pairs) == 0 {
-				t.Errorf("%s at %d px: no prose and code side by side on a stage's page", name, w)
-			}
-			shoot(t, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d.png", name, w)), 0)
-			for _, sec := range check.Sections {
-				shoot(t, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d-%s.png", name, w, sec.ID)), sec.Top)
+		if err != nil {
+			t.Errorf("%s: %v", at, err)
+			continue
+		}
+		mu.Lock()
+		for _, pr := range problems {
+			t.Errorf("%s: %s", at, pr)
+		}
+		mu.Unlock()
+		for _, img := range check.Broken {
+			t.Errorf("%s: broken image %s", at, img)
+		}
+		if check.ScrollWidth > check.Width {
+			t.Errorf("%s: the page is %.0f px wide, wider than the window", at, check.ScrollWidth)
+		}
+		for _, pair := range check.Pairs {
+			checkPair(t, at+", "+pair.Where, width, pair)
+		}
+		if stagePageName.MatchString(name) && len(check.Pairs) == 0 {
+			t.Errorf("%s: no note beside its code on a stage's page", at)
+		}
+		shoot(t, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d.png", name, width)), 0)
+		for _, sec := range check.Sections {
+			// At a phone's width only the diff: the rest stacks alike.
+			if width >= 700 || sec.ID == "the-diff" {
+				shoot(t, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d-%s.png", name, width, sec.ID)), sec.Top)
 			}
 		}
 	}
-	t.Logf("%d pages at %d widths in %.1fs; screenshots in %s", len(pages), len(widths), time.Since(start).Seconds(), shots)
 }
+
+// A stage's page, or its plumbing.go page.
+var stagePageName = regexp.MustCompile(`^[0-9][0-9]-`)
 
 // pageCheck is what checkScript reports of a loaded page.
 type pageCheck struct {
@@ -222,7 +246,7 @@ const checkScript = `(() => {
 		scrollWidth: document.documentElement.scrollWidth,
 		height: document.documentElement.scrollHeight,
 		pairs: pairs,
-		sections: Array.from(document.querySelectorAll("section[id], h2#watch-it")).map((s) => ({id: s.id, top: Math.max(0, box(s).top - 60)})),
+		sections: Array.from(document.querySelectorAll("body.stage section[id], h2#watch-it, h2#the-charts")).map((s) => ({id: s.id, top: Math.max(0, box(s).top - 60)})),
 	};
 })()`
 
