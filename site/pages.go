@@ -193,13 +193,7 @@ func (s *site) stagePages(st *stage) (stagePg, plumbingPg []byte, err error) {
 		}
 	}
 
-	main := s.readFile(path.Join(st.dir, "main.go"))
-	sp.Sections = sections(string(main), added["main.go"])
-	for _, sec := range sp.Sections {
-		if sec.Changed {
-			sp.Changed++
-		}
-	}
+	sp.Sections, sp.Changed = s.goFile(st, "main.go", added)
 	var entries []tocEntry
 	if d != nil {
 		entries = toc(d)
@@ -215,17 +209,24 @@ func (s *site) stagePages(st *stage) (stagePg, plumbingPg []byte, err error) {
 	}
 
 	pp := *sp
-	pp.File, pp.Diff, pp.Changed = "plumbing.go", nil, 0
-	plumbing := s.readFile(path.Join(st.dir, "plumbing.go"))
-	pp.Sections = sections(string(plumbing), added["plumbing.go"])
-	for _, sec := range pp.Sections {
-		if sec.Changed {
-			pp.Changed++
-		}
-	}
+	pp.File, pp.Diff = "plumbing.go", nil
+	pp.Sections, pp.Changed = s.goFile(st, "plumbing.go", added)
 	pp.Same = s.sameIn(st, "plumbing.go")
 	plumbingPg, err = execute(page{Title: st.dir + ": plumbing.go", Kind: "plumbing", Nav: s.nav(st.dir), More: s.more(), Stage: &pp})
 	return stagePg, plumbingPg, err
+}
+
+// goFile splits one Go file of a stage into sections, its lines new since
+// the stage before marked, and counts the sections with such lines.
+func (s *site) goFile(st *stage, name string, added map[string]map[int]bool) ([]section, int) {
+	secs := sections(string(s.readFile(path.Join(st.dir, name))), added[name])
+	changed := 0
+	for _, sec := range secs {
+		if sec.Changed {
+			changed++
+		}
+	}
+	return secs, changed
 }
 
 // sameIn names the run of stages around st whose copy of file is the same
