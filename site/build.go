@@ -199,6 +199,9 @@ func build(cfg config) (int, error) {
 			return 0, err
 		}
 	}
+	for _, msg := range sortedKeys(s.warned) {
+		fmt.Fprintln(s.warn, "site: "+msg)
+	}
 	return len(pages), nil
 }
 
@@ -231,16 +234,13 @@ func (s *site) want(p string) {
 	s.queue = append(s.queue, p)
 }
 
-// warnf reports something wrong in the sources once, such as a README link
-// to a file that is not there; the build goes on without that link.
+// warnf notes something wrong in the sources, such as a README link to a
+// file that is not there; the build goes on without that link, and reports
+// each such thing once, in order, when it is done.
 func (s *site) warnf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.warned[msg] {
-		s.warned[msg] = true
-		fmt.Fprintln(s.warn, "site: "+msg)
-	}
+	s.warned[fmt.Sprintf(format, args...)] = true
 }
 
 // copy has a file of the checkout copied into the site, under files/.
