@@ -50,7 +50,9 @@ func chromium(t *testing.T) string {
 // TestBrowser loads every page from file:// in headless Chromium at each
 // width. It fails on a console error, an exception, a failed load or a
 // broken image, on a page wider than the window, and where the layout is
-// wrong: at 1280 px a note must stand beside its code, at 400 px above it.
+// wrong: at 1280 px a note must stand beside its code, at 400 px above it;
+// and where the switch between a whole Go file and what changed in it does
+// not work.
 // It writes screenshots to SITE_SCREENSHOTS (default: site/screenshots/):
 // the top of every page at each width; on a stage page, the start of its
 // diff at each width, and at 1280 px the start of its main.go and of its
@@ -73,6 +75,54 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("no pages in %s: %v", out, err)
 	}
 
+	browser := startBrowser(t, exe)
+
+	// One tab for each width, reading the pages at once.
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, w := range widths {
+		wg.Go(func() { readAt(t.Errorf, browser, w, pages, shots) })
+	}
+	wg.Wait()
+	t.Logf("%d pages at %d widths in %.1fs; screenshots in %s", len(pages), len(widths), time.Since(start).Seconds(), shots)
+}
+
+// TestBrowserCatchesFaults shows the browser test's checks at work on a
+// page that has every fault they look for.
+func TestBrowserCatchesFaults(t *testing.T) {
+	exe := chromium(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "01-bad.html")
+	err := os.WriteFile(bad, []byte(`<!doctype html><html><head><link rel="icon" href="data:,"></head><body>
+<img src="missing.png" alt="">
+<div style="width: 3000px">too wide</div>
+<section class="docco" id="x"><div class="pair"><div class="code">code</div><div class="note">note</div></div></section>
+<script>console.error("boom"); notDefined();</script>
+</body></html>`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := startBrowser(t, exe)
+	var mu sync.Mutex
+	var got []string
+	report := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, fmt.Sprintf(format, args...))
+	}
+	readAt(report, browser, 1280, []string{bad}, "")
+	all := strings.Join(got, "\n")
+	for _, want := range []string{"console.error: boom", "exception: Uncaught", "missing.png", "broken image",
+		"wider than the window", "not beside its note"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the checks did not report %q; they reported:\n%s", want, all)
+		}
+	}
+}
+
+// startBrowser starts a headless Chromium for the test, ended with it.
+func startBrowser(t *testing.T, exe string) context.Context {
+	t.Helper()
 	// The flags keep a headless Chromium from reaching out to the network
 	// for updates, sync and the like, which fail noisily where there is none.
 	opts := []chromedp.ExecAllocatorOption{
@@ -90,26 +140,21 @@ func TestBrowser(t *testing.T) {
 		chromedp.Flag("mute-audio", true),
 	}
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
+	t.Cleanup(cancel)
 	browser, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	t.Cleanup(cancel)
 	if err := chromedp.Do(browser); err != nil {
 		t.Fatalf("starting %s: %v", exe, err)
 	}
-
-	// One tab for each width, reading the pages at once.
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, w := range widths {
-		wg.Go(func() { readAt(t, browser, w, pages, shots) })
-	}
-	wg.Wait()
-	t.Logf("%d pages at %d widths in %.1fs; screenshots in %s", len(pages), len(widths), time.Since(start).Seconds(), shots)
+	return browser
 }
+
+// reporter is where a check reports a fault: t.Errorf, or a list.
+type reporter func(format string, args ...any)
 
 // readAt loads every page in a new tab of the browser, width pixels wide,
 // and checks it.
-func readAt(t *testing.T, browser context.Context, width int, pages []string, shots string) {
+func readAt(report reporter, browser context.Context, width int, pages []string, shots string) {
 	ctx, cancel := chromedp.NewContext(browser)
 	defer cancel()
 	ctx, cancel = context.WithTimeout(ctx, 4*time.Minute)
@@ -126,7 +171,7 @@ func readAt(t *testing.T, browser context.Context, width int, pages []string, sh
 			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
 				var args []string
 				for _, a := range ev.Args {
-					args = append(args, a.Description+string(a.Value))
+					args = append(args, a.Description+strings.Trim(string(a.Value), `"`))
 				}
 				p = "console." + string(ev.Type) + ": " + strings.Join(args, " ")
 			}
@@ -150,7 +195,7 @@ func readAt(t *testing.T, browser context.Context, width int, pages []string, sh
 		err = chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), screenshotHeight))
 	}
 	if err != nil {
-		t.Errorf("a tab %d px wide: %v", width, err)
+		report("a tab %d px wide: %v", width, err)
 		return
 	}
 	for _, p := range pages {
@@ -165,31 +210,38 @@ func readAt(t *testing.T, browser context.Context, width int, pages []string, sh
 			check, err = chromedp.Run(ctx, chromedp.Evaluate[pageCheck](checkScript))
 		}
 		if err != nil {
-			t.Errorf("%s: %v", at, err)
+			report("%s: %v", at, err)
 			continue
 		}
 		mu.Lock()
 		for _, pr := range problems {
-			t.Errorf("%s: %s", at, pr)
+			report("%s: %s", at, pr)
 		}
 		mu.Unlock()
 		for _, img := range check.Broken {
-			t.Errorf("%s: broken image %s", at, img)
+			report("%s: broken image %s", at, img)
 		}
 		if check.ScrollWidth > check.Width {
-			t.Errorf("%s: the page is %.0f px wide, wider than the window", at, check.ScrollWidth)
+			report("%s: the page is %.0f px wide, wider than the window", at, check.ScrollWidth)
 		}
 		for _, pair := range check.Pairs {
-			checkPair(t, at+", "+pair.Where, width, pair)
+			checkPair(report, at+", "+pair.Where, width, pair)
+		}
+		if sw := check.Switch; sw != nil && (sw.Shown != sw.Changed || sw.All != sw.Total) {
+			report("%s: the switch shows %d sections for what changed (want %d) and %d for the whole file (want %d)",
+				at, sw.Shown, sw.Changed, sw.All, sw.Total)
 		}
 		if stagePageName.MatchString(name) && len(check.Pairs) == 0 {
-			t.Errorf("%s: no note beside its code on a stage's page", at)
+			report("%s: no note beside its code on a stage's page", at)
 		}
-		shoot(t, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d.png", name, width)), 0)
+		if shots == "" {
+			continue
+		}
+		shoot(report, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d.png", name, width)), 0)
 		for _, sec := range check.Sections {
 			// At a phone's width only the diff: the rest stacks alike.
 			if width >= 700 || sec.ID == "the-diff" {
-				shoot(t, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d-%s.png", name, width, sec.ID)), sec.Top)
+				shoot(report, ctx, filepath.Join(shots, fmt.Sprintf("%s-%d-%s.png", name, width, sec.ID)), sec.Top)
 			}
 		}
 	}
@@ -205,7 +257,10 @@ type pageCheck struct {
 	ScrollWidth float64     `json:"scrollWidth"`
 	Height      float64     `json:"height"`
 	Pairs       []pairCheck `json:"pairs"`
-	Sections    []struct {
+	Switch      *struct {
+		Shown, Changed, All, Total int
+	} `json:"switch"`
+	Sections []struct {
 		ID  string  `json:"id"`
 		Top float64 `json:"top"`
 	} `json:"sections"`
@@ -240,7 +295,24 @@ const checkScript = `(() => {
 			}
 		}
 	}
+	// The switch above the Go file, if the page has one: the script must have
+	// shown it, and "only what changed" must leave exactly the changed
+	// sections, "the whole file" all of them.
+	let sw = null;
+	const form = document.querySelector("form.switch");
+	if (form) {
+		const target = document.getElementById(form.dataset.switch);
+		const visible = () => Array.from(target.children).filter((e) => e.offsetParent !== null).length;
+		sw = {Shown: -1, Changed: target.querySelectorAll(":scope > .pair.changed").length, All: -1, Total: target.children.length};
+		if (!form.hidden) {
+			form.querySelector("input[value=changed]").click();
+			sw.Shown = visible();
+			form.querySelector("input[value=all]").click();
+			sw.All = visible();
+		}
+	}
 	return {
+		switch: sw,
 		broken: Array.from(document.images).filter((i) => !i.complete || i.naturalWidth === 0).map((i) => i.getAttribute("src")),
 		width: document.documentElement.clientWidth,
 		scrollWidth: document.documentElement.scrollWidth,
@@ -252,26 +324,24 @@ const checkScript = `(() => {
 
 // checkPair checks where a note stands against its code: beside it at a
 // wide window, above it at a narrow one.
-func checkPair(t *testing.T, where string, width int, p pairCheck) {
-	t.Helper()
+func checkPair(report reporter, where string, width int, p pairCheck) {
 	beside := p.Code.Left >= p.Note.Right-1 && p.Code.Top < p.Note.Bottom
 	stacked := p.Code.Top >= p.Note.Bottom-1 && math.Abs(p.Code.Left-p.Note.Left) < 2
 	switch {
 	case width >= 1000 && !beside:
-		t.Errorf("%s: the code is not beside its note: note %+v, code %+v", where, p.Note, p.Code)
+		report("%s: the code is not beside its note: note %+v, code %+v", where, p.Note, p.Code)
 	case width < 700 && !stacked:
-		t.Errorf("%s: the code is not below its note: note %+v, code %+v", where, p.Note, p.Code)
+		report("%s: the code is not below its note: note %+v, code %+v", where, p.Note, p.Code)
 	}
 }
 
 // shoot writes a PNG of the window scrolled to top: screenshotHeight high,
 // or less where the page ends. Scrolling and taking the window is much
 // faster than a clip of the whole page, which lays the page out again.
-func shoot(t *testing.T, ctx context.Context, file string, top float64) {
-	t.Helper()
+func shoot(report reporter, ctx context.Context, file string, top float64) {
 	_, err := chromedp.Run(ctx, chromedp.Evaluate[float64](fmt.Sprintf("window.scrollTo(0, %.0f), window.scrollY", top)))
 	if err != nil {
-		t.Errorf("screenshot %s: %v", file, err)
+		report("screenshot %s: %v", file, err)
 		return
 	}
 	fast := true
@@ -280,10 +350,10 @@ func shoot(t *testing.T, ctx context.Context, file string, top float64) {
 		OptimizeForSpeed: &fast,
 	})
 	if err != nil {
-		t.Errorf("screenshot %s: %v", file, err)
+		report("screenshot %s: %v", file, err)
 		return
 	}
 	if err := os.WriteFile(file, r.Data, 0o644); err != nil {
-		t.Error(err)
+		report("%v", err)
 	}
 }
