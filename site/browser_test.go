@@ -318,7 +318,7 @@ const checkScript = `(() => {
 		scrollWidth: document.documentElement.scrollWidth,
 		height: document.documentElement.scrollHeight,
 		pairs: pairs,
-		sections: Array.from(document.querySelectorAll("body.stage section[id], h2#watch-it, h2#the-charts")).map((s) => ({id: s.id, top: Math.max(0, box(s).top - 60)})),
+		sections: Array.from(document.querySelectorAll("body.stage section[id]:not(#the-scripts), h2#watch-it, h2#the-charts")).map((s) => ({id: s.id, top: Math.max(0, box(s).top - 60)})),
 	};
 })()`
 

@@ -71,6 +71,16 @@ type stagePage struct {
 	Diff            []fileView
 	Adds, Dels      int
 	Same            string // for plumbing.go: the stages it is the same in
+	Scripts         []script
+	ScriptsDir      string
+	ScriptsLink     string // the directory in the checkout or the repository
+}
+
+// script is one of a stage's testscript files, shown as the transcript it
+// reads like.
+type script struct {
+	Name, About string
+	Lines       template.HTML
 }
 
 type fileView struct {
@@ -194,6 +204,9 @@ func (s *site) stagePages(st *stage) (stagePg, plumbingPg []byte, err error) {
 	}
 
 	sp.Sections, sp.Changed = s.goFile(st, "main.go", added)
+	sp.ScriptsDir = path.Join("testdata", st.dir)
+	sp.Scripts = s.scripts(sp.ScriptsDir)
+	sp.ScriptsLink = s.sourceLink(sp.ScriptsDir)
 	var entries []tocEntry
 	if d != nil {
 		entries = toc(d)
@@ -202,6 +215,9 @@ func (s *site) stagePages(st *stage) (stagePg, plumbingPg []byte, err error) {
 		entries = append(entries, tocEntry{ID: "the-diff", Text: "What changed from " + st.prev.dir, Code: true})
 	}
 	entries = append(entries, tocEntry{ID: "main.go", Text: "main.go", Code: true})
+	if sp.Scripts != nil {
+		entries = append(entries, tocEntry{ID: "the-scripts", Text: "Its scripts", Code: true})
+	}
 	stagePg, err = execute(page{Title: title, Kind: "stage", Nav: s.nav(st.dir), More: s.more(), Prose: prose,
 		Toc: entries, Stage: sp})
 	if err != nil || sp.Plumbing == "" {
@@ -209,11 +225,57 @@ func (s *site) stagePages(st *stage) (stagePg, plumbingPg []byte, err error) {
 	}
 
 	pp := *sp
-	pp.File, pp.Diff = "plumbing.go", nil
+	pp.File, pp.Diff, pp.Scripts = "plumbing.go", nil, nil
 	pp.Sections, pp.Changed = s.goFile(st, "plumbing.go", added)
 	pp.Same = s.sameIn(st, "plumbing.go")
 	plumbingPg, err = execute(page{Title: st.dir + ": plumbing.go", Kind: "plumbing", Nav: s.nav(st.dir), More: s.more(), Stage: &pp})
 	return stagePg, plumbingPg, err
+}
+
+// scripts reads a stage's testscript files, testdata/NN-name/*.txt: each
+// with its name, the first sentence of its opening comment, and its lines,
+// comments set apart from commands and a txtar file's "-- name --" headers
+// from both.
+func (s *site) scripts(dir string) []script {
+	files, _ := filepath.Glob(filepath.Join(s.root, dir, "*.txt"))
+	var out []script
+	for _, f := range files {
+		text := string(s.readFile(path.Join(dir, filepath.Base(f))))
+		sc := script{Name: strings.TrimSuffix(filepath.Base(f), ".txt")}
+		var about []string
+		var b strings.Builder
+		for i, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+			esc := template.HTMLEscapeString(l)
+			switch {
+			case strings.HasPrefix(strings.TrimSpace(l), "#"):
+				if i == len(about) {
+					about = append(about, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "#")))
+				}
+				b.WriteString(`<span class="c">` + esc + "</span>")
+			case strings.HasPrefix(l, "-- ") && strings.HasSuffix(l, " --"):
+				b.WriteString(`<span class="f">` + esc + "</span>")
+			default:
+				cmd, rest, _ := strings.Cut(esc, " ")
+				b.WriteString(`<b>` + cmd + "</b>")
+				if rest != "" {
+					b.WriteString(" " + rest)
+				}
+			}
+			b.WriteByte('\n')
+		}
+		sc.About = firstSentence(strings.Join(about, " "))
+		sc.Lines = template.HTML(b.String())
+		out = append(out, sc)
+	}
+	return out
+}
+
+// firstSentence is a text up to its first full stop followed by a space.
+func firstSentence(text string) string {
+	if i := strings.Index(text, ". "); i >= 0 {
+		return text[:i+1]
+	}
+	return text
 }
 
 // goFile splits one Go file of a stage into sections, its lines new since

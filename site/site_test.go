@@ -166,6 +166,37 @@ func TestEveryStageHasAPage(t *testing.T) {
 	}
 }
 
+func TestEveryScriptIsOnItsStagesPage(t *testing.T) {
+	out := built(t)
+	for _, dir := range stageDirs(t, root) {
+		files, _ := filepath.Glob(filepath.Join(root, "testdata", dir, "*.txt"))
+		if len(files) == 0 {
+			continue
+		}
+		page := parsePage(t, filepath.Join(out, dir+".html"))
+		sec := byID(page, "the-scripts")
+		if sec == nil {
+			t.Errorf("%s.html: no section of its %d scripts", dir, len(files))
+			continue
+		}
+		shown := map[string]string{}
+		for _, d := range find(sec, func(n *html.Node) bool { return n.Data == "details" }) {
+			name := textOf(find(d, func(n *html.Node) bool { return n.Data == "code" })[0])
+			shown[name] = strings.TrimSuffix(textOf(find(d, func(n *html.Node) bool { return n.Data == "pre" })[0]), "\n")
+		}
+		for _, f := range files {
+			text, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := strings.TrimSuffix(filepath.Base(f), ".txt")
+			if got, ok := shown[name]; !ok || got != strings.TrimRight(string(text), "\n") {
+				t.Errorf("%s.html: script %s is not there as it is in %s", dir, name, f)
+			}
+		}
+	}
+}
+
 // checkLinks checks every link of every page of a site: a page or file of
 // the site, or a file of the checkout, must be there, and an anchor must
 // name an element of its page. No page may give one id to two elements.
