@@ -111,6 +111,12 @@ bench-quick: ## the same measurements, small and under a minute (no figures to q
 bench-record: ## the full run, written over the committed bench/results/ (maintainers)
 	$(MAKE) -C bench record
 
+# The site: the workbook as web pages, built by site/ (a module of its own,
+# like bench/) from the READMEs, the stages' code and scripts/diffs.
+.PHONY: site
+site: ## build the site into _site/ (then open _site/index.html in a browser)
+	cd site && go run . -out ../_site
+
 # Mutation testing is for maintainers: it takes the better part of an hour
 # for everything, so it is not part of .ci/run. PKG narrows it.
 mutants: ## mutation scores of kqueue/ and the stages: make mutants [PKG='kqueue 03']
