@@ -438,8 +438,14 @@ func notifyOnSignal() int {
 		// that is taking too long, or is stuck (say, writing its log to a
 		// terminal whose output is paused). With the handler gone the
 		// signal kills the process, so a shell shows 130 for SIGINT and 143
-		// for SIGTERM, as for any program that does not catch them.
-		sig = (<-signals).(syscall.Signal)
+		// for SIGTERM, as for any program that does not catch them. One that
+		// comes within doubleSignal of the first is that one again: a signal
+		// sent to a process group reaches the server from the sender, and
+		// once more from a parent that forwards it (make forwards SIGTERM).
+		first := time.Now()
+		for sig = (<-signals).(syscall.Signal); time.Since(first) < doubleSignal; {
+			sig = (<-signals).(syscall.Signal)
+		}
 		signal.Reset(os.Interrupt, syscall.SIGTERM)
 		unix.Kill(os.Getpid(), sig)
 	}()
@@ -454,6 +460,10 @@ var signalled atomic.Bool
 // errStopping is what writeAll returns instead of waiting longer once a
 // signal has come.
 var errStopping = errors.New("server shutting down")
+
+// doubleSignal is how far apart two signals must be to count as two: a
+// person pressing Ctrl-C twice takes longer.
+const doubleSignal = 200 * time.Millisecond
 
 // openSpare holds one descriptor in reserve, for refuseOutOfFiles.
 func openSpare() int {

@@ -34,6 +34,11 @@ package harness
 //	                       threads; -elsewhere chooses one that is not asleep in
 //	                       write(2), so that no blocked write is cut short by it
 //	                       (Linux; elsewhere the kernel still chooses).
+//	pause DURATION         let DURATION pass, as a person does between two key
+//	                       presses: the time passing is what is tested, never a
+//	                       wait for something to happen
+//	exits                  wait for the server to exit by itself (after signal -nowait,
+//	                       say) and require exit status 0; `! exits` requires non-zero
 //	log [-count N] REGEXP  the server's stderr has a line matching REGEXP: waits for it
 //	                       (the server logs as it goes); with -count, exactly N such
 //	                       lines. `! log REGEXP`: no such line now (use after signal
@@ -519,23 +524,49 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	if nowait {
 		return
 	}
+	if killed {
+		srv.awaitExit(ts, "signal", "after SIG"+name, func(ws syscall.WaitStatus) bool { return ws.Signaled() && ws.Signal() == sig }, "to be killed by the signal")
+		return
+	}
+	srv.awaitExit(ts, "signal", "after SIG"+name, func(ws syscall.WaitStatus) bool { return (ws.ExitStatus() == 0) != neg }, map[bool]string{false: "exit status 0", true: "a non-zero exit status"}[neg])
+}
+
+func cmdPause(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "pause", "")
+	if len(args) != 1 {
+		ts.Fatalf("usage: pause DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	time.Sleep(d) // the pause is the point, as freeze's
+}
+
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 0 {
+		ts.Fatalf("usage: exits, or ! exits")
+	}
+	srv := runningServer(ts, "exits")
+	srv.awaitExit(ts, "exits", "", func(ws syscall.WaitStatus) bool { return ws.Exited() && (ws.ExitStatus() == 0) != neg }, map[bool]string{false: "exit status 0", true: "a non-zero exit status"}[neg])
+}
+
+// awaitExit waits for the server to exit (killing it after the deadline),
+// and fails the script, for cmd, unless its wait status is as ok says:
+// want says how, for the message, and when how the exit came about.
+func (srv *server) awaitExit(ts *testscript.TestScript, cmd, when string, ok func(syscall.WaitStatus) bool, want string) {
 	exited := srv.waitUntil(func() bool { return srv.exited && srv.stderrEOF })
 	if !exited {
 		srv.kill()
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	switch {
-	case !exited:
-		ts.Fatalf("signal: the server was still running %v after SIG%s; its stderr:\n%s", deadline, name, srv.logTail())
-	case killed:
-		if ws, ok := srv.state.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != sig {
-			ts.Fatalf("signal: after SIG%s the server ended with %v, expected to be killed by the signal", name, srv.state)
-		}
-	case srv.state.ExitCode() == 0 && neg:
-		ts.Fatalf("signal: after SIG%s the server exited with status 0, expected non-zero", name)
-	case srv.state.ExitCode() != 0 && !neg:
-		ts.Fatalf("signal: after SIG%s the server ended with %v, expected exit status 0; its stderr:\n%s", name, srv.state, srv.logTail())
+	if when != "" {
+		when = " " + when
+	}
+	if !exited {
+		ts.Fatalf("%s: the server was still running %v%s; its stderr:\n%s", cmd, deadline, when, srv.logTail())
+	}
+	if ws, isWS := srv.state.Sys().(syscall.WaitStatus); !isWS || !ok(ws) {
+		ts.Fatalf("%s:%s the server ended with %v, expected %s; its stderr:\n%s", cmd, when, srv.state, want, srv.logTail())
 	}
 	ts.Logf("server ended with %v", srv.state)
 }
