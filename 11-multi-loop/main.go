@@ -80,8 +80,9 @@ func main() {
 		listeners = append(listeners, unixListener)
 	}
 
-	// A loop per -loops, each with its own kqueue, wake-up and idle timer.
-	// The wake-up is registered now: a loop may be woken before it starts.
+	// A loop per -loops, each with its own kqueue, wake-up and idle timer,
+	// registered in one call now, not with the first wait: a loop may be
+	// woken before it starts, and may start after descriptors have run out.
 	g := &group{max: *maxClients}
 	for i := range *loopCount {
 		kq, err := kqueue.Kqueue()
@@ -89,16 +90,17 @@ func main() {
 			log.Fatalf("kqueue: %v", err)
 		}
 		l := &loop{newHandler: newHandler, kq: kq, id: i, group: g}
-		if err := l.userEvent(kqueue.EV_ADD|kqueue.EV_CLEAR, 0); err != nil {
-			log.Fatalf("kevent: wake-up: %v", err)
-		}
+		l.change(wakeIdent, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_CLEAR, wakeToken)
 		if *idle > 0 {
 			l.startSweep(*idle)
 		}
+		if _, err := kqueue.Kevent(kq, l.pending, nil, nil); err != nil {
+			log.Fatalf("kevent: wake-up, idle timer: %v", err)
+		}
+		l.pending = l.pending[:0]
 		g.loops = append(g.loops, l)
 	}
-	// The first loop is also the one that accepts.
-	l := g.loops[0]
+	l := g.loops[0] // the first loop is also the one that accepts
 	l.stop, l.listeners, l.socket = stop, listeners, socket
 	for _, fd := range listeners { // these ride with the first wait
 		l.change(fd, kqueue.EVFILT_READ, kqueue.EV_ADD, listenerToken)
@@ -436,14 +438,14 @@ func (l *loop) changeFailed(ev kqueue.Kevent_t) {
 // program's choosing; each loop has one, in its own kqueue.
 const wakeIdent = 1
 
-// userEvent makes one change to the loop's EVFILT_USER event at once, not
-// through the changelist, which is its own thread's: EV_ADD with EV_CLEAR
-// registers it (without EV_CLEAR, once triggered it would be reported on
-// every call), and NOTE_TRIGGER, from any thread, makes it fire (kevent(2)).
+// trigger fires the loop's EVFILT_USER event (NOTE_TRIGGER), from any
+// thread, in a kevent call of its own: the changelist is the loop's thread's
+// alone. The event is registered with EV_CLEAR (see main), so that reporting
+// it resets it; without, once triggered, it would be reported on every call.
 // A trigger carries the token too: every change but a delete sets udata.
-func (l *loop) userEvent(flags uint16, fflags uint32) error {
+func (l *loop) trigger() error {
 	var change kqueue.Kevent_t
-	kqueue.EV_SET(&change, wakeIdent, kqueue.EVFILT_USER, flags, fflags, 0, wakeToken)
+	kqueue.EV_SET(&change, wakeIdent, kqueue.EVFILT_USER, 0, kqueue.NOTE_TRIGGER, 0, wakeToken)
 	_, err := kqueue.Kevent(l.kq, []kqueue.Kevent_t{change}, nil, nil)
 	return err
 }
@@ -465,7 +467,7 @@ func (l *loop) post(f func()) {
 	}
 	var err error
 	for range 3 {
-		if err = l.userEvent(0, kqueue.NOTE_TRIGGER); err == nil {
+		if err = l.trigger(); err == nil {
 			l.waking = true
 			return
 		}
