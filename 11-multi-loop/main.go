@@ -145,11 +145,16 @@ type group struct {
 }
 
 // serve is the event loop: it waits for whatever the kernel reports and
-// handles each event, until a signal says stop. Its goroutine keeps its OS
-// thread, named after the loop for ps -L and top -H, as a C loop would.
+// handles each event, until a signal says stop.
 func (l *loop) serve(maxClients, queueLimit int, idle time.Duration) {
-	runtime.LockOSThread()
-	kqueue.NameThread(fmt.Sprintf("loop-%d", l.id))
+	if len(l.group.loops) > 1 {
+		// Each of several loops keeps an OS thread of its own, as a C
+		// loop is a thread, named after it for ps -L and top -H. One loop
+		// stays a plain goroutine, as in 10: the lock has nothing to tell
+		// apart then, and costs the runtime system calls of its own.
+		runtime.LockOSThread()
+		kqueue.NameThread(fmt.Sprintf("loop-%d", l.id))
+	}
 	// Only the first loop accepts, so only it keeps a spare (a late one in
 	// another loop could take the number refuseOutOfFiles just freed).
 	spare := -1
