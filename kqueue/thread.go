@@ -13,6 +13,8 @@ package kqueue
 // the name would stay with a thread that runs something else. Linux keeps
 // the first 15 bytes of the name. macOS lets a thread be named only from
 // itself, through pthread_setname_np(3), a C library call that x/sys does
-// not offer; there NameThread returns ENOTSUP and names nothing. Like
+// not offer; there NameThread returns ENOTSUP and names nothing. On Linux
+// the main thread's name is the process's, which ps, pgrep and killall go
+// by, so NameThread called there names nothing and returns an error. Like
 // EVFILT_USER, it is not provided on OpenBSD and NetBSD.
 func NameThread(name string) error { return nameThread(name) }

@@ -40,3 +40,18 @@ func TestNameThreadShowsInProc(t *testing.T) {
 		t.Errorf("the test's own thread was named too: %q", got)
 	}
 }
+
+// Locked in init, the main goroutine runs TestMain on the main thread,
+// whose name on Linux is the process's: NameThread must leave it alone.
+func init() { runtime.LockOSThread() }
+
+func TestMain(m *testing.M) {
+	before, _ := os.ReadFile("/proc/self/comm")
+	err := kqueue.NameThread("loop-0")
+	after, _ := os.ReadFile("/proc/self/comm")
+	if err == nil || string(after) != string(before) {
+		fmt.Fprintf(os.Stderr, "NameThread on the main thread: error %v, process name %q before and %q after; want an error and no change\n", err, before, after)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
