@@ -1,7 +1,7 @@
 // Stage 11: the callback server of stage 10, run as one loop per core.
 //
-// -loops N starts N event loops, each on an OS thread of its own with its own
-// kqueue, clients and timer. The first also accepts, and hands each client to
+// -loops N starts N event loops, each with its own kqueue, clients, timer
+// and (if N > 1) OS thread. The first also accepts, and hands each client to
 // the loops in turn: it posts a function to the owner and wakes it with an
 // EVFILT_USER event. No wake-up is lost: a failed trigger is made again, and
 // a loop runs what was posted to it at the end of every turn, woken or not.
@@ -148,10 +148,8 @@ type group struct {
 // handles each event, until a signal says stop.
 func (l *loop) serve(maxClients, queueLimit int, idle time.Duration) {
 	if len(l.group.loops) > 1 {
-		// Each of several loops keeps an OS thread of its own, as a C
-		// loop is a thread, named after it for ps -L and top -H. One loop
-		// stays a plain goroutine, as in 10: the lock has nothing to tell
-		// apart then, and costs the runtime system calls of its own.
+		// Each of several loops keeps a thread, named for ps -L and top -H.
+		// One stays a goroutine, as in 10: the lock costs system calls.
 		runtime.LockOSThread()
 		kqueue.NameThread(fmt.Sprintf("loop-%d", l.id))
 	}
@@ -282,10 +280,9 @@ func (l *loop) adopt(fd int, addr string) {
 // Handler is what a protocol implements: the article's SocketClient
 // callbacks. The loop calls them one at a time, so a handler needs no
 // locks, and must not block: while it runs, no other client of its loop is
-// served. (The handlers of other loops' clients run at the same time, on
-// their threads: what handlers share needs a lock.) Send and Disconnect do
-// not call back into a handler; what they lead to is reported by the loop
-// later.
+// served. (Other loops' handlers run meanwhile: what they share needs a
+// lock.) Send and Disconnect do not call back into a handler; what they
+// lead to is reported by the loop later.
 type Handler interface {
 	// OnConnect is called once, when the client has been accepted.
 	OnConnect()

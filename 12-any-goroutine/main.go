@@ -151,10 +151,8 @@ type group struct {
 // handles each event, until a signal says stop.
 func (l *loop) serve(maxClients, queueLimit int, idle time.Duration) {
 	if len(l.group.loops) > 1 {
-		// Each of several loops keeps an OS thread of its own, as a C
-		// loop is a thread, named after it for ps -L and top -H. One loop
-		// stays a plain goroutine, as in 10: the lock has nothing to tell
-		// apart then, and costs the runtime system calls of its own.
+		// Each of several loops keeps a thread, named for ps -L and top -H.
+		// One stays a goroutine, as in 10: the lock costs system calls.
 		runtime.LockOSThread()
 		kqueue.NameThread(fmt.Sprintf("loop-%d", l.id))
 	}
@@ -285,10 +283,9 @@ func (l *loop) adopt(fd int, addr string) {
 // Handler is what a protocol implements: the article's SocketClient
 // callbacks. The loop calls them one at a time, so a handler needs no
 // locks, and must not block: while it runs, no other client of its loop is
-// served. (The handlers of other loops' clients run at the same time, on
-// their threads: what handlers share needs a lock.) Send and Disconnect do
-// not call back into a handler; what they lead to is reported by the loop
-// later.
+// served. (Other loops' handlers run meanwhile: what they share needs a
+// lock.) Send and Disconnect do not call back into a handler; what they
+// lead to is reported by the loop later.
 type Handler interface {
 	// OnConnect is called once, when the client has been accepted.
 	OnConnect()
