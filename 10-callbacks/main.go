@@ -389,7 +389,7 @@ type client struct {
 	handler Handler // made for this client by the factory
 
 	queue   sendQueue // sent, not yet taken by the socket: EVFILT_WRITE is on while it holds bytes
-	paused  bool      // EVFILT_READ is disabled: the queue is full (see echo)
+	paused  bool      // EVFILT_READ is disabled: the queue is full (see receive)
 	closing string    // EVFILT_READ is deleted; close, for this reason, once the queue is empty
 
 	last time.Time // when a byte last went in or out, for the idle sweep
