@@ -297,6 +297,14 @@ func (r refusals) timeout() *unix.Timespec {
 	return &ts
 }
 
+// earlier is the shorter of two timeouts, nil being for ever.
+func earlier(a, b *unix.Timespec) *unix.Timespec {
+	if a == nil || b != nil && b.Nano() < a.Nano() {
+		return b
+	}
+	return a
+}
+
 // echo reads what one ready client sent and writes it back.
 func echo(fd int, ev kqueue.Kevent_t, buf []byte, clients []client) {
 	// EV_EOF means the client will send nothing more, not that nothing is

@@ -345,6 +345,14 @@ func (r refusals) timeout() *unix.Timespec {
 	return &ts
 }
 
+// earlier is the shorter of two timeouts, nil being for ever.
+func earlier(a, b *unix.Timespec) *unix.Timespec {
+	if a == nil || b != nil && b.Nano() < a.Nano() {
+		return b
+	}
+	return a
+}
+
 // echo reads what the client in slot sent and sends it back.
 func echo(slot int, ev kqueue.Kevent_t, buf []byte, clients []client) {
 	c := &clients[slot]

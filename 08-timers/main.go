@@ -382,6 +382,14 @@ func (r refusals) timeout() *unix.Timespec {
 	return &ts
 }
 
+// earlier is the shorter of two timeouts, nil being for ever.
+func earlier(a, b *unix.Timespec) *unix.Timespec {
+	if a == nil || b != nil && b.Nano() < a.Nano() {
+		return b
+	}
+	return a
+}
+
 // echo reads what the client in slot sent and sends it back.
 func echo(kq, slot int, ev kqueue.Kevent_t, buf []byte, clients []client, limit int) {
 	c := &clients[slot]

@@ -558,6 +558,14 @@ func (r refusals) timeout() *unix.Timespec {
 	return &ts
 }
 
+// earlier is the shorter of two timeouts, nil being for ever.
+func earlier(a, b *unix.Timespec) *unix.Timespec {
+	if a == nil || b != nil && b.Nano() < a.Nano() {
+		return b
+	}
+	return a
+}
+
 // receive reads what the client in slot sent and hands it to the handler.
 func (l *loop) receive(slot int, ev kqueue.Kevent_t, buf []byte, limit int) {
 	c := &l.clients[slot]

@@ -527,11 +527,3 @@ func listenTimeout(listening bool) *unix.Timespec {
 	ts := unix.NsecToTimespec(spareRetry.Nanoseconds())
 	return &ts
 }
-
-// earlier is the shorter of two timeouts, nil being for ever.
-func earlier(a, b *unix.Timespec) *unix.Timespec {
-	if a == nil || b != nil && b.Nano() < a.Nano() {
-		return b
-	}
-	return a
-}
