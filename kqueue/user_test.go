@@ -182,6 +182,32 @@ func TestUserResetDropsQueuedEvent(t *testing.T) {
 	}
 }
 
+// One change that both triggers a user event and carries EV_CLEAR leaves it
+// reset: filt_usertouch() (EVENT_REGISTER, kern_event.c) sets the trigger
+// for NOTE_TRIGGER first and clears it for EV_CLEAR after, so nothing is
+// reported. On the knote's creation EV_CLEAR only sets the mode, and the
+// trigger stands. XNU's filt_usertouch() ignores EV_CLEAR in a change.
+func TestUserTriggerAndResetInOneChange(t *testing.T) {
+	t.Parallel()
+	kq := newQueue(t)
+	change(t, kq, 8, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 8)
+	trigger(t, kq, 8, kqueue.NOTE_TRIGGER, 0, 8) // reset below too
+	if err := changeFflags(kq, 8, kqueue.EVFILT_USER, kqueue.EV_CLEAR, kqueue.NOTE_TRIGGER, 0, 8); err != nil {
+		t.Fatalf("EVFILT_USER EV_CLEAR NOTE_TRIGGER: %v", err)
+	}
+	if runtime.GOOS != "darwin" {
+		noEvent(t, kq)
+	}
+	change(t, kq, 9, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_CLEAR, 0, 9)
+	if err := changeFflags(kq, 9, kqueue.EVFILT_USER, kqueue.EV_DELETE, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := changeFflags(kq, 9, kqueue.EVFILT_USER, kqueue.EV_ADD|kqueue.EV_CLEAR, kqueue.NOTE_TRIGGER, 0, 9); err != nil {
+		t.Fatalf("EVFILT_USER EV_ADD|EV_CLEAR NOTE_TRIGGER: %v", err)
+	}
+	expect(t, waitOne(t, kq), 9, kqueue.EVFILT_USER, kqueue.EV_CLEAR, 9)
+}
+
 // A kqueue watched by another: data counts every kind of event waiting in
 // it (filt_kqueue(): kq_count), a level-triggered filter, an EV_CLEAR one
 // and a user event alike.
