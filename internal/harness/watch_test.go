@@ -95,6 +95,14 @@ var steps = map[string][]step{
 					return &ts
 				}
 
+				// earlier is the shorter of two timeouts, nil being for ever.
+				func earlier(a, b *unix.Timespec) *unix.Timespec {
+					if a == nil || b != nil && b.Nano() < a.Nano() {
+						return b
+					}
+					return a
+				}
+
 				// expireLingering closes the refused clients whose time is up.
 				func expireLingering() {
 					for fd, t := range lingering.until {
