@@ -5,11 +5,14 @@ package harness
 // what it does when it runs out of descriptors. Registered in commands.go;
 // they read like the others:
 //
-//	stuck                  wait until the server is stuck in a write to a
+//	stuck [DURATION]       wait until the server is stuck in a write to a
 //	                       client that does not read: one of its threads is
-//	                       asleep inside write(2). Read from /proc; on systems
-//	                       without it the command says so in the log and waits
-//	                       for nothing.
+//	                       asleep inside write(2), and has been for DURATION
+//	                       (default stuckFor) with no write of the server's
+//	                       returning and no byte reaching the script's
+//	                       clients meanwhile; `stuck 0s`: asleep in write now.
+//	                       Read from /proc; on systems without it the
+//	                       command says so in the log and waits for nothing.
 //	interrupt on|off       from now on, keep sending SIGURG to every thread of
 //	                       the server, a few thousand times a second, until
 //	                       `interrupt off` or the end of the script. The Go
@@ -45,8 +48,15 @@ import (
 
 func cmdStuck(ts *testscript.TestScript, neg bool, args []string) {
 	noNeg(ts, neg, "stuck", "")
-	if len(args) != 0 {
-		ts.Fatalf("usage: stuck")
+	wait := stuckFor
+	switch len(args) {
+	case 0:
+	case 1:
+		d, err := time.ParseDuration(args[0])
+		ts.Check(err)
+		wait = d
+	default:
+		ts.Fatalf("usage: stuck [DURATION]")
 	}
 	srv := runningServer(ts, "stuck")
 	pid := srv.cmd.Process.Pid
@@ -55,9 +65,16 @@ func cmdStuck(ts *testscript.TestScript, neg bool, args []string) {
 		return
 	}
 	end := time.Now().Add(deadline)
+	var since time.Time // when the present stretch in write began
+	var written string  // the server's write count then
 	for {
-		if tid, ok := threadInWrite(pid); ok {
-			ts.Logf("thread %d of the server is asleep in write(2)", tid)
+		tid, ok := threadInWrite(pid)
+		now := writeCount(pid) + " " + strconv.Itoa(unreadBytes(sessionOf(ts)))
+		switch {
+		case !ok || now != written:
+			since, written = time.Now(), now
+		case time.Since(since) >= wait:
+			ts.Logf("thread %d of the server is asleep in write(2), and has been for %v", tid, wait)
 			return
 		}
 		if srv.hasExited() {
@@ -68,6 +85,31 @@ func cmdStuck(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(time.Millisecond) // polling /proc: there is no event to wait for
 	}
+}
+
+// stuckFor is how long a server must sit in write(2), with nothing moving,
+// before stuck calls it stuck. A thread found asleep in write may only be
+// waiting for the client's kernel to make room, which it does for a while
+// even when the client reads nothing (it grows its receive buffer); the
+// write goes on meanwhile, byte by byte into the client's socket, returns
+// in the end, and the server notices a signal by itself. A write that is
+// stuck for good moves nothing.
+const stuckFor = 300 * time.Millisecond
+
+// writeCount is the server's count of bytes written so far (wchar in
+// /proc/PID/io, proc(5)), which grows only as a write(2) returns; "" when it
+// cannot be read.
+func writeCount(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // threadInWrite finds a thread of process pid that is inside write(2)
