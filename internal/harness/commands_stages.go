@@ -66,13 +66,13 @@ func cmdStuck(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	end := time.Now().Add(deadline)
 	var since time.Time // when the present stretch in write began
-	var written string  // the server's write count then
+	var then moved      // what had moved by then
 	for {
 		tid, ok := threadInWrite(pid)
-		now := writeCount(pid) + " " + strconv.Itoa(unreadBytes(sessionOf(ts)))
+		now := moved{writeCount(pid), unreadBytes(sessionOf(ts))}
 		switch {
-		case !ok || now != written:
-			since, written = time.Now(), now
+		case !ok || now != then:
+			since, then = time.Now(), now
 		case time.Since(since) >= wait:
 			ts.Logf("thread %d of the server is asleep in write(2), and has been for %v", tid, wait)
 			return
@@ -89,12 +89,21 @@ func cmdStuck(ts *testscript.TestScript, neg bool, args []string) {
 
 // stuckFor is how long a server must sit in write(2), with nothing moving,
 // before stuck calls it stuck. A thread found asleep in write may only be
-// waiting for the client's kernel to make room, which it does for a while
-// even when the client reads nothing (it grows its receive buffer); the
-// write goes on meanwhile, byte by byte into the client's socket, returns
-// in the end, and the server notices a signal by itself. A write that is
-// stuck for good moves nothing.
-const stuckFor = 300 * time.Millisecond
+// waiting for the client's kernel to make room, which it goes on doing for
+// a while even when the client reads nothing (its receive buffer grows, and
+// TCP's window probes find the room), in steps a few hundred milliseconds
+// apart: 300 ms of quiet was once taken for stuck, and the write went on,
+// returned, and the server noticed a signal by itself, without its send
+// timeout. A write that is stuck for good moves nothing, for as long as one
+// cares to look; a second has been enough in every run here.
+const stuckFor = time.Second
+
+// moved is how far a write of the server's has got: what its write(2)
+// calls have returned, and what waits unread at the script's clients.
+type moved struct {
+	written string // writeCount
+	unread  int    // unreadBytes
+}
 
 // writeCount is the server's count of bytes written so far (wchar in
 // /proc/PID/io, proc(5)), which grows only as a write(2) returns; "" when it
@@ -136,13 +145,19 @@ func threadInWrite(pid int) (tid int, ok bool) {
 	return 0, false
 }
 
-// threadNotInWrite finds a thread of process pid other than the one
-// threadInWrite finds, or 0 without /proc.
+// threadNotInWrite finds a thread of process pid that is asleep in a system
+// call other than write(2), or 0 when there is none (or no /proc). A thread
+// that is running just then is passed over: it may be the writer, woken for
+// a moment to find the socket still full.
 func threadNotInWrite(pid int) int {
-	writer, _ := threadInWrite(pid)
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
 	for _, task := range tasks {
-		if tid, err := strconv.Atoi(filepath.Base(task)); err == nil && tid != writer {
+		call, err := os.ReadFile(filepath.Join(task, "syscall"))
+		fields := strings.Fields(string(call))
+		if err != nil || len(fields) == 0 || fields[0] == "running" || fields[0] == strconv.Itoa(unix.SYS_WRITE) {
+			continue
+		}
+		if tid, err := strconv.Atoi(filepath.Base(task)); err == nil {
 			return tid
 		}
 	}
